@@ -56,7 +56,8 @@ def run_method(obj, image: torch.Tensor, trimap: torch.Tensor | None = None) -> 
     if trimap is not None and (trimap.ndim != 4 or trimap.shape[1] != 1 or trimap.shape[-2:] != image.shape[-2:] or trimap.shape[0] != image.shape[0]):
         raise InputError(f"trimap tensor must be [B,1,H,W] matching the image {tuple(image.shape)}, got {tuple(trimap.shape)}")
     height, width = image.shape[-2:]
-    with torch.inference_mode():
+    # no_grad rather than inference_mode: callers may keep using the result in autograd code.
+    with torch.no_grad():
         if hasattr(obj, "infer"):
             alpha = obj.infer(image, trimap)
         else:
@@ -66,7 +67,7 @@ def run_method(obj, image: torch.Tensor, trimap: torch.Tensor | None = None) -> 
         raise MattezooError(f"method {spec.name!r} returned {got}, expected a tensor of shape {(image.shape[0], 1, height, width)}")
     if not torch.isfinite(alpha).all():
         raise MattezooError(f"method {spec.name!r} returned NaN or infinite alpha values")
-    return alpha.float().clamp_(0.0, 1.0)
+    return alpha.float().clamp(0.0, 1.0)
 
 
 def _padded_call(obj, image, trimap, multiple):

@@ -24,8 +24,8 @@ class MethodRegistry:
         self.pm = pm
         self._specs: dict[str, MethodSpec] = {}
         hook = pm.hook.mattezoo_register_methods
-        # pluggy lists implementations last-registered first; register in load order.
-        for impl in reversed(hook.get_hookimpls()):
+        # get_hookimpls() is in registration order: built-ins first, then entry points.
+        for impl in hook.get_hookimpls():
             try:
                 returned = impl.function()
                 specs = _check_specs(returned)

@@ -1,0 +1,66 @@
+"""Small but real methods for testing the plugin machinery (not shipped)."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from mattezoo import MethodSpec, hookimpl
+
+
+class TinyMattingNet(nn.Module):
+    """A two-layer conv net: trimap-free, so it exercises the nn.Module paths."""
+
+    def __init__(self, width: int = 4):
+        super().__init__()
+        if width < 1:
+            raise ValueError(f"width must be >= 1, got {width}")
+        self.body = nn.Sequential(nn.Conv2d(3, width, 3, padding=1), nn.ReLU(), nn.Conv2d(width, 1, 1))
+
+    def forward(self, image):
+        return torch.sigmoid(self.body(image))
+
+
+class TrimapUnknownToLuma(nn.Module):
+    """Trimap-based: known regions from the trimap, unknown pixels get the image luma."""
+
+    def forward(self, image, trimap):
+        luma = (0.299 * image[:, 0:1] + 0.587 * image[:, 1:2] + 0.114 * image[:, 2:3]).clamp(0, 1)
+        return torch.where(trimap == 0.5, luma, trimap)
+
+
+def build_tiny(width: int = 4) -> TinyMattingNet:
+    torch.manual_seed(0)
+    return TinyMattingNet(width)
+
+
+def build_luma() -> TrimapUnknownToLuma:
+    return TrimapUnknownToLuma()
+
+
+TINY = MethodSpec(
+    name="tiny_net",
+    family="trimap-free",
+    factory="toy_plugins:build_tiny",
+    summary="two-layer conv net used by the tests",
+    citation="mattezoo test suite",
+    input_multiple=8,
+)
+LUMA = MethodSpec(
+    name="luma_fill",
+    family="trimap-based",
+    factory="toy_plugins:build_luma",
+    summary="fills the unknown region with luma",
+    citation="mattezoo test suite",
+)
+
+
+class ToyPlugin:
+    """A plugin as a class instance, datasette-style."""
+
+    def __init__(self, *specs: MethodSpec):
+        self.specs = list(specs) or [TINY, LUMA]
+
+    @hookimpl
+    def mattezoo_register_methods(self):
+        return self.specs
