@@ -20,10 +20,10 @@ def _registry(*plugins):
 
 def test_list_is_sorted_and_filters_by_pattern_and_family():
     reg, _ = _registry(ToyPlugin())
-    assert reg.list() == ["luma_fill", "tiny_net"]
+    assert reg.list() == ["blue_keyer", "luma_fill", "tiny_net"]
     assert reg.list("tiny*") == ["tiny_net"]
     assert reg.list(family="trimap-based") == ["luma_fill"]
-    assert reg.list(family="classical") == []
+    assert reg.list(family="classical") == ["blue_keyer"]
     with pytest.raises(InputError, match="Valid families: trimap-free, trimap-based, classical"):
         reg.list(family="trimap_free")
 
@@ -40,7 +40,7 @@ def test_unknown_name_suggests_close_matches_and_lists_valid_ones():
     with pytest.raises(UnknownMethodError) as info:
         reg.get("tiny_nte")
     message = str(info.value)
-    assert "'tiny_nte'" in message and "Did you mean 'tiny_net'" in message and "luma_fill, tiny_net" in message
+    assert "'tiny_nte'" in message and "Did you mean 'tiny_net'" in message and "blue_keyer, luma_fill, tiny_net" in message
 
 
 def test_name_tag_resolves_to_base_spec():
@@ -71,7 +71,7 @@ class WrongTypePlugin:
 def test_misbehaving_hook_is_recorded_and_others_still_register(bad):
     with pytest.warns(RuntimeWarning, match="plugin 'p0'"):
         reg, pm = _registry(bad, ToyPlugin())
-    assert reg.list() == ["luma_fill", "tiny_net"]
+    assert reg.list() == ["blue_keyer", "luma_fill", "tiny_net"]
     assert [f.name for f in pm.failures] == ["p0"]
 
 

@@ -29,6 +29,14 @@ class TrimapUnknownToLuma(nn.Module):
         return torch.where(trimap == 0.5, luma, trimap)
 
 
+class BlueScreenFill:
+    """Classical, not an nn.Module: unknown pixels get 1 - blueness (a toy keyer)."""
+
+    def __call__(self, image, trimap):
+        blue = (image[:, 2:3] - 0.5 * (image[:, 0:1] + image[:, 1:2])).clamp(0, 1)
+        return torch.where(trimap == 0.5, 1 - blue, trimap)
+
+
 def build_tiny(width: int = 4) -> TinyMattingNet:
     torch.manual_seed(0)
     return TinyMattingNet(width)
@@ -46,6 +54,13 @@ TINY = MethodSpec(
     citation="mattezoo test suite",
     input_multiple=8,
 )
+KEYER = MethodSpec(
+    name="blue_keyer",
+    family="classical",
+    factory="toy_plugins:BlueScreenFill",
+    summary="toy blue-screen keyer",
+    citation="mattezoo test suite",
+)
 LUMA = MethodSpec(
     name="luma_fill",
     family="trimap-based",
@@ -59,7 +74,7 @@ class ToyPlugin:
     """A plugin as a class instance, datasette-style."""
 
     def __init__(self, *specs: MethodSpec):
-        self.specs = list(specs) or [TINY, LUMA]
+        self.specs = list(specs) or [TINY, LUMA, KEYER]
 
     @hookimpl
     def mattezoo_register_methods(self):
