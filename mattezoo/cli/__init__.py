@@ -12,7 +12,7 @@ import sys
 
 from ..errors import MattezooError
 
-COMMANDS = ("list", "info")
+COMMANDS = ("list", "info", "predict")
 
 
 def build_parser() -> argparse.ArgumentParser:

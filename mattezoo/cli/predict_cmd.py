@@ -1,0 +1,101 @@
+"""``mattezoo predict IMAGE_OR_DIR --method NAME``: write alpha mattes as PNG files."""
+
+from __future__ import annotations
+
+import ast
+import sys
+from pathlib import Path
+
+from tqdm import tqdm
+
+from ..errors import InputError, InvalidOptionError, MattezooError
+from ..factory import create_method
+from ..images import list_images, read_image, write_png
+from ..inference import predict, spec_of
+
+
+def add_parser(sub):
+    p = sub.add_parser("predict", help="predict alpha mattes for an image or a folder of images")
+    p.add_argument("input", help="an image file or a folder of images")
+    p.add_argument("--method", required=True, help="a registered method name, optionally name.tag for weights")
+    p.add_argument("--trimap", help="trimap file (for one image) or folder of trimaps paired by file stem")
+    p.add_argument("--checkpoint", help="local weights file for a learned method")
+    p.add_argument("--device", help="cpu, cuda or cuda:N (default: cpu)")
+    p.add_argument("--option", "-o", action="append", default=[], metavar="KEY=VALUE",
+                   help="a method option, e.g. -o radius=2 (values are Python literals; repeatable)")
+    p.add_argument("--out", default="mattezoo-predictions", help="output folder (default: %(default)s)")
+    p.add_argument("--overwrite", action="store_true", help="replace existing output files")
+    return p
+
+
+def parse_options(pairs: list[str]) -> dict:
+    options = {}
+    for pair in pairs:
+        key, sep, raw = pair.partition("=")
+        if not sep or not key.strip():
+            raise InvalidOptionError(f"option {pair!r} is not KEY=VALUE")
+        try:
+            value = ast.literal_eval(raw)
+        except (ValueError, SyntaxError):
+            value = raw  # a bare word such as strategy=hybrid
+        options[key.strip()] = value
+    return options
+
+
+def _pairs(args) -> list[tuple[Path, Path | None]]:
+    source = Path(args.input)
+    if source.is_dir():
+        images = list_images(source)
+        if not images:
+            raise InputError(f"{str(source)!r} holds no image files")
+    elif source.is_file():
+        images = [source]
+    else:
+        raise InputError(f"{str(source)!r}: no such file or folder")
+    if args.trimap is None:
+        return [(p, None) for p in images]
+    trimaps = Path(args.trimap)
+    if trimaps.is_file():
+        if len(images) != 1:
+            raise InputError("--trimap is a single file but the input is a folder; pass a folder of trimaps")
+        return [(images[0], trimaps)]
+    by_stem = {p.stem: p for p in list_images(trimaps)}
+    missing = [p.name for p in images if p.stem not in by_stem]
+    if missing:
+        shown = ", ".join(missing[:5]) + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
+        raise InputError(f"no trimap in {str(trimaps)!r} for {shown} (trimaps are paired by file stem)")
+    return [(p, by_stem[p.stem]) for p in images]
+
+
+def run(args) -> int:
+    options = parse_options(args.option)
+    if args.checkpoint:
+        options["pretrained"] = args.checkpoint
+    if args.device:
+        options["device"] = args.device
+    method = create_method(args.method, **options)
+    spec = spec_of(method)
+    if spec.needs_trimap and args.trimap is None:
+        raise InputError(f"{spec.name!r} is a {spec.family} method: pass --trimap FILE_OR_FOLDER")
+    pairs = _pairs(args)
+    out = Path(args.out)
+    inputs = {p.resolve() for pair in pairs for p in pair if p is not None}
+    if out.resolve() in {p.parent for p in inputs}:
+        raise InputError(f"--out {str(out)!r} is the input folder; choose another folder so no input is overwritten")
+    out.mkdir(parents=True, exist_ok=True)
+    failed, written, skipped = [], 0, 0
+    for image_path, trimap_path in tqdm(pairs, desc=f"predict {spec.name}", unit="img", disable=len(pairs) < 2 or not sys.stderr.isatty()):
+        target = out / f"{image_path.stem}.png"
+        if target.exists() and not args.overwrite:
+            skipped += 1
+            continue
+        try:
+            alpha = predict(method, read_image(image_path), trimap_path)
+            write_png(target, alpha)
+            written += 1
+        except MattezooError as exc:
+            failed.append((image_path, exc))
+            print(f"mattezoo predict: skipped {image_path}: {exc}", file=sys.stderr)
+    print(f"{written} matte(s) written to {out}" + (f", {skipped} existing kept (use --overwrite)" if skipped else "")
+          + (f", {len(failed)} failed" if failed else ""))
+    return 1 if failed else 0
