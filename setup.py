@@ -9,12 +9,35 @@ that pip does not fetch a second copy of torch into an isolated environment.
 
 import glob
 import os
-
-import torch
-from setuptools import setup
-from torch.utils.cpp_extension import CUDA_HOME, BuildExtension, CppExtension, CUDAExtension
+import shutil
 
 ROOT = os.path.dirname(os.path.abspath(__file__))
+
+
+def _guess_cuda_home() -> None:
+    """Point CUDA_HOME at a real toolkit when only a wrapper script is on PATH.
+
+    torch derives CUDA_HOME from the location of `nvcc`; a wrapper such as
+    /usr/local/bin/nvcc would give /usr/local, which has no libcudart.
+    """
+    if os.environ.get("CUDA_HOME") or os.environ.get("CUDA_PATH") or os.environ.get("MATTEZOO_CUDA") == "0":
+        return
+    candidates = []
+    nvcc = shutil.which("nvcc")
+    if nvcc:
+        candidates.append(os.path.dirname(os.path.dirname(os.path.realpath(nvcc))))
+    candidates.append("/usr/local/cuda")
+    for home in candidates:
+        if os.path.isfile(os.path.join(home, "include", "cuda_runtime.h")):
+            os.environ["CUDA_HOME"] = home
+            return
+
+
+_guess_cuda_home()
+
+import torch  # noqa: E402  (after CUDA_HOME is settled: cpp_extension reads it at import)
+from setuptools import setup  # noqa: E402
+from torch.utils.cpp_extension import CUDA_HOME, BuildExtension, CppExtension, CUDAExtension  # noqa: E402
 
 
 def _want_cuda() -> bool:
