@@ -9,6 +9,7 @@ takes: entry-point discovery, ``list_methods``, ``mattezoo list``,
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import json
 import os
@@ -28,7 +29,9 @@ from mattezoo.cli import main as cli_main
 from mattezoo.inference import image_to_tensor, trimap_to_tensor
 from mattezoo.testing import run_conformance, sample_inputs
 
-EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "mattezoo-guided-matting"
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLE = ROOT / "examples" / "mattezoo-guided-matting"
+GUIDE = ROOT / "docs" / "writing-a-plugin.md"
 DISTRIBUTION = "mattezoo-guided-matting"
 PLUGIN = "guided_matting"  # the entry-point name, which is also the method's name
 PACKAGE = "mattezoo_guided_matting"
@@ -296,3 +299,27 @@ def test_guided_filter_matches_definition(installed_example, radius, eps):
     for b in range(2):
         expected = _direct_guided_filter(guide[b].numpy(), src[b, 0].numpy(), radius, eps)
         np.testing.assert_allclose(got[b, 0].numpy(), expected, rtol=0, atol=1e-9)
+
+
+# ---------------------------------------------------------------------------
+# docs/writing-a-plugin.md stays in step with the example and the core
+# ---------------------------------------------------------------------------
+
+
+def test_guide_quotes_the_example_as_it_is(installed_example):
+    guide = GUIDE.read_text(encoding="utf-8")
+    pyproject = (EXAMPLE / "pyproject.toml").read_text(encoding="utf-8")
+    for line in ("[project.entry-points.mattezoo]", f'{PLUGIN} = "{PACKAGE}.plugin"', f'name = "{DISTRIBUTION}"'):
+        assert line in guide and line in pyproject, line
+    spec = mattezoo.get_method(PLUGIN)
+    for field in ("name", "family", "factory", "summary", "citation"):
+        assert f'{field}="{getattr(spec, field)}"' in guide, f"the guide's MethodSpec differs in {field}"
+
+
+def test_guide_covers_every_spec_field_and_hook():
+    guide = GUIDE.read_text(encoding="utf-8")
+    for field in dataclasses.fields(mattezoo.MethodSpec):
+        assert f"| `{field.name}` |" in guide, f"MethodSpec.{field.name} is not in the guide's field table"
+    for hook in (n for n in dir(plugins.make_plugin_manager(builtins=False, entry_points=False).hook) if n.startswith("mattezoo_")):
+        assert f"`{hook}(" in guide, f"hook {hook} is not in the guide"
+    assert plugins.DISABLE_ENV in guide and "MATTEZOO_WEIGHTS" in guide
