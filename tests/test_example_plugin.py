@@ -244,6 +244,8 @@ def test_bad_input_is_refused_clearly(installed_example):
         method(image * 255, trimap)
     with pytest.raises(InputError, match=r"\[B,1,H,W\]"):
         method(image, trimap[:, :, :4])
+    with pytest.raises(InputError, match="empty"):
+        method(image[:, :, :0], trimap[:, :, :0])
     with pytest.raises(InputError, match="float RGB"):
         method((image * 255).to(torch.uint8), trimap)
     # Through predict the core's own checks answer first, as for any method.

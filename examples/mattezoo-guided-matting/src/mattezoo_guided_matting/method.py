@@ -146,6 +146,8 @@ def _check_inputs(image, trimap) -> None:
         raise InputError(f"guided_matting: trimap must be a [B,1,H,W] tensor matching the image {tuple(image.shape)}, got {got}")
     if trimap.device != image.device:
         raise InputError(f"guided_matting: image is on {image.device} but trimap is on {trimap.device}; put both on one device")
+    if image.numel() == 0:
+        raise InputError(f"guided_matting: image is empty: shape {tuple(image.shape)}")
     if not torch.isfinite(image).all():
         raise InputError("guided_matting: image contains NaN or infinite values")
     low, high = float(image.min()), float(image.max())
