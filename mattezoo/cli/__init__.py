@@ -12,7 +12,7 @@ import sys
 
 from ..errors import MattezooError
 
-COMMANDS = ("list", "info", "predict")
+COMMANDS = ("list", "info", "predict", "anonymize")
 
 
 def build_parser() -> argparse.ArgumentParser:
