@@ -19,15 +19,19 @@ import torch
 
 def _window_sum_1d(x: torch.Tensor, radius: int, dim: int) -> torch.Tensor:
     """Sum of ``x`` over ``[i - radius, i + radius]`` (clipped) along ``dim``, for every ``i``."""
+    dim = dim % x.ndim
     size = x.shape[dim]
-    zero_shape = list(x.shape)
-    zero_shape[dim] = 1
-    # integral[k] = sum of x[:k]; a window [lo, hi) then sums to integral[hi] - integral[lo].
-    integral = torch.cat([x.new_zeros(zero_shape), x.cumsum(dim)], dim=dim)
-    index = torch.arange(size, device=x.device)
-    hi = (index + radius + 1).clamp(max=size)
-    lo = (index - radius).clamp(min=0)
-    return integral.index_select(dim, hi) - integral.index_select(dim, lo)
+    radius = min(radius, size)  # a wider window covers the same pixels
+    cumsum = x.cumsum(dim)
+    # With integral[k] = sum of x[:k] and padded[j] = integral[clamp(j - r, 0, size)]
+    # (r zeros before it, r copies of the total after it), window i sums to
+    # padded[i + 2r + 1] - padded[i]: two slices, no gather.
+    head_shape, tail_shape = list(x.shape), list(x.shape)
+    head_shape[dim], tail_shape[dim] = radius + 1, radius
+    head = x.new_zeros(head_shape)
+    tail = cumsum.narrow(dim, size - 1, 1).expand(tail_shape)
+    padded = torch.cat([head, cumsum, tail], dim=dim)
+    return padded.narrow(dim, 2 * radius + 1, size) - padded.narrow(dim, 0, size)
 
 
 def _window_count_1d(size: int, radius: int, device) -> torch.Tensor:

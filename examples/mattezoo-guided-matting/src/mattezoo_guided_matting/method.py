@@ -55,8 +55,9 @@ class GuidedMatting:
         colour = image.to(torch.float64)
         fg = trimap > 0.75
         bg = trimap < 0.25
-        fg_colour = local_known_mean(colour, fg, self.sample_radius)
-        bg_colour = local_known_mean(colour, bg, self.sample_radius)
+        unknown = ~(fg | bg)
+        fg_colour = local_known_mean(colour, fg, self.sample_radius, needed=unknown)
+        bg_colour = local_known_mean(colour, bg, self.sample_radius, needed=unknown)
         alpha = project_on_colour_line(colour, fg_colour, bg_colour)
         alpha = impose_known(alpha, fg, bg)
         alpha = guided_filter(colour, alpha, self.radius, self.eps)
@@ -76,7 +77,7 @@ def build_guided_matting(radius: int = 8, eps: float = 1e-4, sample_radius: int 
     return GuidedMatting(radius=radius, eps=eps, sample_radius=sample_radius)
 
 
-def local_known_mean(image: torch.Tensor, known: torch.Tensor, radius: int) -> torch.Tensor:
+def local_known_mean(image: torch.Tensor, known: torch.Tensor, radius: int, needed: torch.Tensor | None = None) -> torch.Tensor:
     """Mean colour of the ``known`` pixels in the smallest window around each pixel that has one.
 
     Windows start at ``radius`` and double until they cover the image. A
@@ -85,20 +86,28 @@ def local_known_mean(image: torch.Tensor, known: torch.Tensor, radius: int) -> t
     everything unlike the local background becomes foreground (and vice versa).
 
     :param image: ``[B,C,H,W]``; :param known: ``[B,1,H,W]`` bool.
+    :param needed: ``[B,1,H,W]`` bool, the pixels whose estimate is used
+        (default all); the search stops once they all have one, so a band of
+        unknown pixels does not pay for windows as wide as the image.
     :return: ``[B,C,H,W]`` float64.
     """
     weight = known.to(torch.float64)
-    weighted = image.to(torch.float64) * weight
-    estimate = image.to(torch.float64).clone()
+    colour = image.to(torch.float64)
+    # One box pass gives both the weighted colour sums and the weights.
+    stacked = torch.cat([colour * weight, weight], dim=1)
+    estimate = colour
     found = torch.zeros_like(known)
+    settled = torch.zeros_like(known) if needed is None else ~needed
     largest = max(image.shape[-2:])
     while True:
         # Sums of 0/1 weights are exact in float64, so "> 0" means "has a known pixel".
-        share = box_mean(weight, radius)
+        means = box_mean(stacked, radius)
+        share = means[:, -1:]
         take = (share > 0) & ~found
-        estimate = torch.where(take, box_mean(weighted, radius) / share.clamp_min(1e-300), estimate)
+        estimate = torch.where(take, means[:, :-1] / share.clamp_min(1e-300), estimate)
         found |= take
-        if radius >= largest or bool(found.all()):
+        settled |= take
+        if radius >= largest or bool(settled.all()):
             return estimate
         radius = min(2 * radius, largest)
 
