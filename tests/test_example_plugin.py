@@ -193,6 +193,20 @@ def test_two_flat_colours_give_the_exact_blend(installed_example):
     assert error < 0.02, error  # 8-bit quantisation of the blend is the only noise
 
 
+def test_trimap_without_foreground_still_gives_a_sensible_matte(installed_example):
+    # No known foreground anywhere: a red square on a grey background, with
+    # only the left edge marked as background. The square is "unlike the
+    # background" and must come out as foreground.
+    image = np.full((32, 32, 3), 128, np.uint8)
+    image[8:24, 12:28] = (220, 30, 30)
+    trimap = np.full((32, 32), 128, np.uint8)
+    trimap[:, :4] = 0
+    alpha = mattezoo.predict(PLUGIN, image, trimap)
+    assert np.isfinite(alpha).all() and (alpha[:, :4] == 0).all()
+    assert alpha[11:21, 15:25].min() > 0.9, alpha[11:21, 15:25].min()
+    assert alpha[:, 4:].mean() < alpha[8:24, 12:28].mean()
+
+
 @pytest.mark.needs_cuda
 def test_cuda_matches_cpu(installed_example):
     image, trimap, _ = sample_inputs(40, 48)

@@ -83,7 +83,8 @@ def local_known_mean(image: torch.Tensor, known: torch.Tensor, radius: int, need
     Windows start at ``radius`` and double until they cover the image. A
     pixel whose image has no known pixel at all gets its own colour, so step
     3 then reads it as "unlike the other layer": with no known foreground,
-    everything unlike the local background becomes foreground (and vice versa).
+    everything unlike the local background becomes foreground (and vice
+    versa), and what looks like it stays undecided at 0.5.
 
     :param image: ``[B,C,H,W]``; :param known: ``[B,1,H,W]`` bool.
     :param needed: ``[B,1,H,W]`` bool, the pixels whose estimate is used
