@@ -62,6 +62,8 @@ def _plan(args) -> list[tuple[Path, Path]]:
             raise InputError(f"{str(src)!r} contains no files")
         return [(f, dst / f"{f.stem}.png") for f in files]
     target = dst / f"{src.stem}.png" if dst.is_dir() else dst
+    if target.resolve() == src.resolve():
+        raise InputError(f"output {str(target)!r} would overwrite the input; choose another path")
     if target.suffix.lower() != ".png":
         raise InputError(f"output {str(target)!r} must be a .png file: a lossy format would alter pixels outside the face mask")
     return [(src, target)]

@@ -129,7 +129,9 @@ def audit(
     options = options or DetectOptions()
     models.require_dlib()
 
-    detections_before, _ = detect_dlib68(original, options)
+    detections_before: list[Face] = []
+    if faces is None or any(f.backend != "dlib68" for f in faces):
+        detections_before, _ = detect_dlib68(original, options)
     if faces is None:
         faces = detections_before
     # Raw detector hits, before any rejection: the question is whether a detector still sees a face.
