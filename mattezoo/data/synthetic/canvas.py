@@ -1,0 +1,138 @@
+"""Exact layered compositing: every part of a portrait is put *over* the ones behind it.
+
+The canvas keeps the premultiplied colour ``P`` and the coverage ``A`` of
+everything drawn so far. Putting a part of colour ``c`` and alpha ``a`` over
+it gives ``P = c·a + P·(1-a)`` and ``A = a + A·(1-a)`` (Porter-Duff "over"),
+so at the end ``F = P / A`` and ``A`` are the exact foreground and matte of
+the whole person, and any background ``B`` composites to ``A·F + (1-A)·B``.
+Parts are rasterised into small regions of interest (ROIs) around them, which
+keeps a 256² portrait with ~40 parts at a few milliseconds.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+import cv2
+import numpy as np
+
+SHIFT = 4  # fractional bits of OpenCV's fixed-point coordinates: 1/16 px precision
+_ONE = float(1 << SHIFT)
+
+
+def fixed(points: np.ndarray) -> np.ndarray:
+    """Float pixel coordinates (…×2) as OpenCV fixed-point int32 for ``shift=SHIFT``."""
+    return np.round(np.asarray(points, dtype=np.float64) * _ONE).astype(np.int32)
+
+
+@lru_cache(maxsize=64)
+def _circle(n: int, start: float, stop: float) -> tuple[np.ndarray, np.ndarray]:
+    t = np.linspace(start, stop, n, endpoint=stop - start < 2 * np.pi - 1e-9)
+    return np.cos(t), np.sin(t)
+
+
+def ellipse_points(center, axes, angle: float = 0.0, n: int = 48, start: float = 0.0, stop: float = 2 * np.pi) -> np.ndarray:
+    """``n`` points (n×2 float) on an ellipse; ``angle`` rotates it (radians)."""
+    cos_t, sin_t = _circle(int(n), float(start), float(stop))
+    x, y = axes[0] * cos_t, axes[1] * sin_t
+    if angle == 0.0:
+        return np.stack([center[0] + x, center[1] + y], axis=1)
+    ca, sa = np.cos(angle), np.sin(angle)
+    return np.stack([center[0] + x * ca - y * sa, center[1] + x * sa + y * ca], axis=1)
+
+
+class Canvas:
+    """Premultiplied colour and coverage of a person, built back to front."""
+
+    def __init__(self, height: int, width: int):
+        self.h, self.w = int(height), int(width)
+        self.P = np.zeros((self.h, self.w, 3), dtype=np.float32)
+        self.A = np.zeros((self.h, self.w), dtype=np.float32)
+        self.box = None  # union of every ROI drawn into: nothing outside it is covered
+
+    def roi(self, points, pad: float = 2.0):
+        """``(y0, y1, x0, x1)`` around float pixel ``points`` (any …×2), or None when off-canvas."""
+        pts = np.asarray(points, dtype=np.float64).reshape(-1, 2)
+        if pts.size == 0 or not np.isfinite(pts).all():
+            return None
+        x0 = max(0, int(np.floor(pts[:, 0].min() - pad)))
+        y0 = max(0, int(np.floor(pts[:, 1].min() - pad)))
+        x1 = min(self.w, int(np.ceil(pts[:, 0].max() + pad)) + 1)
+        y1 = min(self.h, int(np.ceil(pts[:, 1].max() + pad)) + 1)
+        if x1 <= x0 or y1 <= y0:
+            return None
+        return (y0, y1, x0, x1)
+
+    @staticmethod
+    def grid(roi) -> tuple[np.ndarray, np.ndarray]:
+        """Pixel-centre coordinates (x, y) of an ROI, each (h, w) float32."""
+        y0, y1, x0, x1 = roi
+        xs = np.arange(x0, x1, dtype=np.float32)
+        ys = np.arange(y0, y1, dtype=np.float32)
+        return np.broadcast_to(xs[None, :], (y1 - y0, x1 - x0)), np.broadcast_to(ys[:, None], (y1 - y0, x1 - x0))
+
+    @staticmethod
+    def fill(roi, polygons) -> np.ndarray:
+        """Anti-aliased coverage (ROI-sized float32 in [0,1]) of filled polygons (float px)."""
+        y0, y1, x0, x1 = roi
+        mask = np.zeros((y1 - y0, x1 - x0), dtype=np.uint8)
+        offset = np.array([x0, y0], dtype=np.float64)
+        polys = [fixed(np.asarray(p, dtype=np.float64) - offset) for p in polygons if len(p) >= 3]
+        if polys:
+            cv2.fillPoly(mask, polys, 255, lineType=cv2.LINE_AA, shift=SHIFT)
+        return mask.astype(np.float32) * np.float32(1 / 255)
+
+    @staticmethod
+    def lines(roi, polylines, thickness: int = 1, closed: bool = False) -> np.ndarray:
+        """Anti-aliased coverage of open polylines (a list of k×2 float px arrays, or an n×k×2 array)."""
+        y0, y1, x0, x1 = roi
+        mask = np.zeros((y1 - y0, x1 - x0), dtype=np.uint8)
+        offset = np.array([x0, y0], dtype=np.float64)
+        pts = fixed(np.asarray(polylines, dtype=np.float64) - offset) if isinstance(polylines, np.ndarray) else [fixed(np.asarray(p) - offset) for p in polylines]
+        if len(pts):
+            cv2.polylines(mask, list(pts), closed, 255, thickness=max(1, int(thickness)), lineType=cv2.LINE_AA, shift=SHIFT)
+        return mask.astype(np.float32) * np.float32(1 / 255)
+
+    def over(self, roi, alpha: np.ndarray, color) -> None:
+        """Put a part (ROI alpha, colour (3,) or ROI×3 in [0,1]) over everything drawn so far."""
+        if roi is None:
+            return
+        y0, y1, x0, x1 = roi
+        a = np.asarray(alpha, dtype=np.float32)
+        if a.min() < 0.0 or a.max() > 1.0:
+            a = np.clip(a, 0.0, 1.0)
+        a3 = a[..., None]
+        color = np.asarray(color, dtype=np.float32)
+        P = self.P[y0:y1, x0:x1]
+        P -= P * a3
+        P += color * a3 if color.ndim == 3 else a3 * color
+        A = self.A[y0:y1, x0:x1]
+        A -= A * a
+        A += a
+        b = self.box
+        self.box = roi if b is None else (min(b[0], y0), max(b[1], y1), min(b[2], x0), max(b[3], x1))
+
+    def finish(self) -> tuple[np.ndarray, np.ndarray]:
+        """The person's alpha (float32, quantised to k/255) and foreground (uint8 RGB, 0 where alpha is 0)."""
+        alpha = np.zeros((self.h, self.w), dtype=np.float32)
+        fg = np.zeros((self.h, self.w, 3), dtype=np.uint8)
+        if self.box is None:
+            return alpha, fg
+        y0, y1, x0, x1 = self.box
+        A = np.clip(self.A[y0:y1, x0:x1], 0.0, 1.0)
+        alpha[y0:y1, x0:x1] = np.round(A * 255.0) * np.float32(1 / 255)
+        F = self.P[y0:y1, x0:x1] * (255.0 / np.maximum(A, 1e-6))[..., None]
+        F[A <= 0] = 0.0
+        fg[y0:y1, x0:x1] = np.clip(np.round(F), 0, 255).astype(np.uint8)
+        return alpha, fg
+
+    def composite(self, alpha: np.ndarray, fg: np.ndarray, bg: np.ndarray) -> np.ndarray:
+        """``round(alpha·fg + (1-alpha)·bg)`` as uint8, from the quantised parts :meth:`finish` returns."""
+        image = bg.copy()
+        if self.box is not None:
+            y0, y1, x0, x1 = self.box
+            a = alpha[y0:y1, x0:x1, None]
+            f = fg[y0:y1, x0:x1].astype(np.float32)
+            b = bg[y0:y1, x0:x1].astype(np.float32)
+            image[y0:y1, x0:x1] = np.clip(np.round(b + a * (f - b)), 0, 255).astype(np.uint8)
+        return image
