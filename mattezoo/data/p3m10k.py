@@ -69,9 +69,7 @@ LAYOUTS = {
 def split_dir(root: Path, split: str, *, for_writing: bool = False) -> Path:
     """Where ``split`` lives under ``root`` (test splits: ``validation/<name>`` or ``<name>``)."""
     layout = LAYOUTS[split]
-    if split == "train":
-        return root / "train"
-    candidates = [root / "validation" / layout.folder, root / layout.folder]
+    candidates = [root / "train"] if split == "train" else [root / "validation" / layout.folder, root / layout.folder]
     if for_writing:
         return candidates[0]
     for c in candidates:

@@ -120,7 +120,7 @@ class Canvas:
             return alpha, fg
         y0, y1, x0, x1 = self.box
         A = np.clip(self.A[y0:y1, x0:x1], 0.0, 1.0)
-        alpha[y0:y1, x0:x1] = np.round(A * 255.0) * np.float32(1 / 255)
+        alpha[y0:y1, x0:x1] = np.round(A * 255.0) / np.float32(255.0)  # exactly what read_matte returns
         F = self.P[y0:y1, x0:x1] * (255.0 / np.maximum(A, 1e-6))[..., None]
         F[A <= 0] = 0.0
         fg[y0:y1, x0:x1] = np.clip(np.round(F), 0, 255).astype(np.uint8)

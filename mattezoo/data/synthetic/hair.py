@@ -71,7 +71,7 @@ def make_strands(ident: Identity, pose: HeadPose, rng: np.random.Generator, land
     phi = phi0[:, None] + 0.5 * style.curl * np.sin(2 * np.pi * (y - y_root[:, None]) / style.wavelength + phase)
     # Strands lie on a shell a little outside the cap, so the silhouette is made of strands;
     # flyaways stand further off.
-    lift = np.where(flyaway, rng.uniform(1.06, 1.22, n), rng.uniform(0.98, 1.07, n))
+    lift = np.where(flyaway, rng.uniform(1.08, 1.3, n), rng.uniform(0.96, 1.08, n))
     r = np.sqrt(np.clip(1.0 - (y / B) ** 2, 0.02, 1.0)) * lift[:, None]
     p3 = np.stack([A * r * np.sin(phi), y, C * r * np.cos(phi)], axis=-1)
     q, depth = pose.rotate(p3)
@@ -159,7 +159,7 @@ def draw_strands(canvas: Canvas, ident: Identity, strands: Strands, front: bool,
 def draw_cap(canvas: Canvas, ident: Identity, pose: HeadPose, rng: np.random.Generator) -> None:
     """The hair shell: the visible part of a slightly enlarged skull above the hairline."""
     style = ident.hair
-    shell = 0.97 * style.volume  # strands (hair.make_strands) lie just outside it
+    shell = 0.94 * style.volume  # strands (make_strands) lie on and just outside it
     A, B, C = shell, shell * ident.head_b, shell * SKULL_C
     c, s = np.cos(pose.yaw), np.sin(pose.yaw)
     ap = float(np.hypot(A * c, C * s))
@@ -180,7 +180,9 @@ def draw_cap(canvas: Canvas, ident: Identity, pose: HeadPose, rng: np.random.Gen
     phi = np.arctan2(hx, hz)
     rho = np.sqrt((X / ap) ** 2 + (Y / B) ** 2)
     px = pose.scale
-    inside = np.clip((1.0 - rho) * min(ap, B) * px + 0.5, 0.0, 1.0)
+    # Hair thins out towards the silhouette: the cap fades over ~0.08 units (at least a pixel).
+    fade = max(1.0, 0.08 * px)
+    inside = np.clip((1.0 - rho) * min(ap, B) * px / fade + 0.5 / fade, 0.0, 1.0)
     soft = 1.0 + 0.05 * px  # the hairline is a little fuzzy, not a cut
     below_line = np.clip((hairline(phi, style.hairline) - Y) * px / soft + 0.5, 0.0, 1.0)
     alpha = (inside * below_line).astype(np.float32)

@@ -124,7 +124,7 @@ def make_hair(rng: np.random.Generator) -> HairStyle:
         curl=float(curl),
         wavelength=float(rng.uniform(0.25, 0.45) if kind == "curly" else rng.uniform(0.8, 2.0)),
         density=float(rng.uniform(0.8, 1.2)),
-        flyaway=float(rng.uniform(0.03, 0.1)),
+        flyaway=float(rng.uniform(0.06, 0.14)),
     )
 
 
