@@ -31,7 +31,9 @@ ENTRY_POINT_GROUP = "mattezoo"
 DISABLE_ENV = "MATTEZOO_DISABLE_PLUGINS"
 
 # entry-point name -> module; keep in step with [project.entry-points.mattezoo]
-BUILTIN_PLUGINS: dict[str, str] = {}
+BUILTIN_PLUGINS: dict[str, str] = {
+    "p3m": "mattezoo_methods.p3m",
+}
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,135 @@
+"""P3M-Net's fusion rules and its two test-time strategies, for images of any size.
+
+Fusion (official ``util.py``): the segmentation decoder's argmax gives a
+trimap-like map (0 background, 1 transition, 2 foreground); the fused matte is
+the matting decoder's alpha in the transition class and 0/1 elsewhere.
+
+Strategies (official ``core/test.py``, ``inference_img``):
+
+* ``"hybrid"``: the segmentation map comes from a pass at ½ scale, the local
+  matte from a pass at full scale; the ½-scale trimap is resized to the image
+  and every pixel that is not exactly background or foreground after
+  resizing takes the full-scale local alpha.
+* ``"resize"``: one pass at ½ scale; its fused matte is resized to the image.
+
+Each pass resizes the image to a multiple of 32 (rounding down, at least 32)
+with each side clamped to ``max_side`` (1600 in the official code; as there,
+each side is clamped on its own). The official code resamples with
+``skimage.transform.resize`` (Gaussian anti-aliasing); here resampling is
+torch's bilinear with antialiasing when shrinking, which stays on the device
+and is differentiable, and differs from skimage only by small resampling
+differences near edges.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import torch
+import torch.nn.functional as F
+
+from mattezoo.errors import InputError, InvalidOptionError
+
+STRATEGIES = ("hybrid", "resize")
+DEFAULT_MAX_SIDE = 1600  # official MAX_SIZE_H / MAX_SIZE_W
+MULTIPLE = 32  # five stride-2 pools
+# A resized trimap pixel counts as known only if every source pixel under it was
+# known: bilinear weights sum to 1 up to rounding, so allow a few ulps.
+_KNOWN_EPS = 1e-4
+
+
+class InferenceResult(NamedTuple):
+    alpha: torch.Tensor  # [B,1,H,W] fused matte in [0,1]
+    trimap: torch.Tensor  # [B,1,H,W] the segmentation decoder's trimap: 0 / 0.5 / 1
+    local: torch.Tensor  # [B,1,H,W] the matting decoder's alpha
+
+
+def fuse(global_logits: torch.Tensor, local: torch.Tensor) -> torch.Tensor:
+    """Training-time fusion: local alpha where the argmax class is "transition", else 0 / 1."""
+    cls = global_logits.argmax(dim=1, keepdim=True)
+    return torch.where(cls == 1, local, (cls == 2).to(local.dtype))
+
+
+def logits_to_trimap(global_logits: torch.Tensor) -> torch.Tensor:
+    """``[B,3,H,W]`` logits -> ``[B,1,H,W]`` trimap in mattezoo's encoding (0, 0.5, 1)."""
+    return global_logits.argmax(dim=1, keepdim=True).to(torch.float32) * 0.5
+
+
+def fuse_resized_trimap(trimap: torch.Tensor, local: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Test-time fusion after resizing: returns (fused alpha, cleaned trimap 0/0.5/1)."""
+    bg = trimap <= _KNOWN_EPS
+    fg = trimap >= 1.0 - _KNOWN_EPS
+    known = bg | fg
+    alpha = torch.where(known, fg.to(local.dtype), local)
+    clean = torch.where(known, fg.to(trimap.dtype), torch.full_like(trimap, 0.5))
+    return alpha, clean
+
+
+def working_size(height: int, width: int, scale: float, max_side: int) -> tuple[int, int]:
+    """The official pass size: ``int(side * scale)`` rounded down to a multiple of 32, clamped to ``max_side``."""
+    cap = max(MULTIPLE, max_side - max_side % MULTIPLE)
+
+    def one(side: int) -> int:
+        scaled = int(side * scale)
+        return min(cap, max(MULTIPLE, scaled - scaled % MULTIPLE))
+
+    return one(height), one(width)
+
+
+def resize(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """Bilinear resize (half-pixel centres), antialiased when shrinking either side."""
+    if tuple(x.shape[-2:]) == tuple(size):
+        return x
+    shrink = size[0] < x.shape[-2] or size[1] < x.shape[-1]
+    return F.interpolate(x, size=size, mode="bilinear", align_corners=False, antialias=shrink)
+
+
+def check_image(image) -> None:
+    """Refuse anything but a finite ``[B,3,H,W]`` float tensor in [0,1]."""
+    if not isinstance(image, torch.Tensor):
+        raise InputError(f"P3M-Net takes a [B,3,H,W] float tensor in [0,1], got {type(image).__name__}")
+    if image.ndim != 4 or image.shape[1] != 3:
+        raise InputError(f"P3M-Net takes an RGB image tensor [B,3,H,W], got shape {tuple(image.shape)}")
+    if not image.is_floating_point():
+        raise InputError(f"P3M-Net takes a float image in [0,1], got dtype {image.dtype}; divide uint8 images by 255")
+    if image.shape[0] == 0 or image.shape[-2] == 0 or image.shape[-1] == 0:
+        raise InputError(f"image tensor is empty: shape {tuple(image.shape)}")
+    if not torch.isfinite(image).all():
+        raise InputError("image tensor contains NaN or infinite values")
+    lo, hi = float(image.min()), float(image.max())
+    if lo < 0.0 or hi > 1.0:
+        raise InputError(f"image values must lie in [0,1], got [{lo:.4g}, {hi:.4g}]; divide uint8 images by 255")
+
+
+def check_strategy(strategy: str) -> str:
+    if strategy not in STRATEGIES:
+        raise InvalidOptionError(f"unknown P3M-Net test strategy {strategy!r}; valid strategies: {', '.join(STRATEGIES)}")
+    return strategy
+
+
+def check_max_side(max_side) -> int:
+    if isinstance(max_side, bool) or not isinstance(max_side, int) or max_side < MULTIPLE:
+        raise InvalidOptionError(f"max_side must be an int >= {MULTIPLE} (the image side cap of a pass), got {max_side!r}")
+    return max_side
+
+
+def infer(model, image: torch.Tensor, strategy: str = "hybrid", max_side: int = DEFAULT_MAX_SIDE) -> InferenceResult:
+    """Run ``model`` (a P3M-Net) on ``image`` ``[B,3,H,W]`` in [0,1] with a test strategy."""
+    check_image(image)
+    check_strategy(strategy)
+    check_max_side(max_side)
+    height, width = image.shape[-2:]
+    dtype = model.input_dtype
+    image = image.to(dtype)
+    if strategy == "hybrid":
+        half = model.forward_intermediates(resize(image, working_size(height, width, 0.5, max_side)))
+        full = model.forward_intermediates(resize(image, working_size(height, width, 1.0, max_side)))
+        trimap = resize(logits_to_trimap(half.global_logits), (height, width))
+        local = resize(full.local.float(), (height, width))
+        alpha, trimap = fuse_resized_trimap(trimap, local)
+    else:
+        half = model.forward_intermediates(resize(image, working_size(height, width, 0.5, max_side)))
+        alpha = resize(half.fused.float(), (height, width))
+        local = resize(half.local.float(), (height, width))
+        _, trimap = fuse_resized_trimap(resize(logits_to_trimap(half.global_logits), (height, width)), local)
+    return InferenceResult(alpha.clamp(0.0, 1.0), trimap, local)

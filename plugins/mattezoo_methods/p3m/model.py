@@ -1,0 +1,165 @@
+"""P3M-Net (Li et al., ACM MM 2021) with the ResNet-34 encoder, and the factory the registry calls.
+
+The architecture, layer names and fusion are those of the official
+implementation (JizhiziLi/P3M ``core/network/``), so the released
+``p3mnet_pretrained_on_p3m10k.pth`` loads with ``strict=True`` and gives the
+same outputs. The official model keeps its ResNet both as ``resnet`` and under
+the aliases ``encoder0``..``encoder4`` (the same modules registered twice), so
+its ``state_dict`` names the encoder weights twice; the aliases are kept here
+for the same key layout.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import NamedTuple
+
+import torch
+from torch import nn
+
+from mattezoo.errors import InvalidOptionError
+
+from . import inference
+from .decoder import R34_LAYOUT, DecoderMixin, DecoderOutput, EncoderFeatures
+from .encoder import ResNet34MP
+
+# The official test code normalises the [0,1] image with ImageNet statistics.
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+BACKBONES = ("r34", "swin_t")
+
+
+class P3MOutput(NamedTuple):
+    """Everything one forward pass computes (training needs all of it)."""
+
+    global_logits: torch.Tensor  # [B,3,H,W] background / transition / foreground logits
+    local: torch.Tensor  # [B,1,H,W] matting-decoder alpha
+    fused: torch.Tensor  # [B,1,H,W] local alpha inside the predicted transition, 0/1 outside
+    sides: tuple[torch.Tensor, ...]  # dBFI side logits [B,3,H,W] (deep supervision; empty without dBFI)
+
+    @property
+    def trimap(self) -> torch.Tensor:
+        """The segmentation decoder's trimap, [B,1,H,W] with 0 / 0.5 / 1."""
+        return inference.logits_to_trimap(self.global_logits)
+
+
+class P3MMattingModel(nn.Module):
+    """What every P3M-Net variant shares: input normalisation, outputs and test-time strategies.
+
+    Subclasses provide ``_features(x) -> EncoderFeatures`` and
+    ``_decode(features) -> DecoderOutput``.
+    """
+
+    def _init_matting(self, strategy: str, max_side: int) -> None:
+        self.strategy = inference.check_strategy(strategy)
+        self.max_side = inference.check_max_side(max_side)
+        # Not persistent: the official checkpoints have no such keys.
+        self.register_buffer("pixel_mean", torch.tensor(IMAGENET_MEAN).reshape(1, 3, 1, 1), persistent=False)
+        self.register_buffer("pixel_std", torch.tensor(IMAGENET_STD).reshape(1, 3, 1, 1), persistent=False)
+
+    @property
+    def input_dtype(self) -> torch.dtype:
+        return self.pixel_mean.dtype
+
+    def forward_intermediates(self, image: torch.Tensor) -> P3MOutput:
+        """Global logits, local alpha, fused alpha and side logits for ``image`` [B,3,H,W] in [0,1].
+
+        H and W must be multiples of 32 (use :meth:`infer` for other sizes).
+        """
+        x = (image - self.pixel_mean) / self.pixel_std
+        out: DecoderOutput = self._decode(self._features(x))
+        return P3MOutput(out.global_logits, out.local, inference.fuse(out.global_logits, out.local), out.sides)
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        """The fused alpha [B,1,H,W] of ``image`` [B,3,H,W] in [0,1] (H, W multiples of 32)."""
+        return self.forward_intermediates(image).fused
+
+    @torch.no_grad()
+    def infer_details(self, image: torch.Tensor, *, strategy: str | None = None, max_side: int | None = None):
+        """Alpha, trimap (0/0.5/1, for chaining trimap-based methods) and local matte, any image size."""
+        return inference.infer(
+            self, image, strategy or self.strategy, self.max_side if max_side is None else max_side
+        )
+
+    def infer(self, image: torch.Tensor, trimap: torch.Tensor | None = None) -> torch.Tensor:
+        """The alpha [B,1,H,W] of ``image`` [B,3,H,W] in [0,1], any size, by the configured strategy."""
+        if trimap is not None:
+            from mattezoo.errors import InputError
+
+            raise InputError("P3M-Net is trimap-free and takes no trimap; call it without one")
+        return self.infer_details(image).alpha
+
+
+class P3MNet(DecoderMixin, P3MMattingModel):
+    """P3M-Net with the modified ResNet-34 encoder.
+
+    :param tfi, sbfi, dbfi: switch the integration modules (paper Table 5);
+        all three off is the BASIC baseline.
+    :param strategy: ``"hybrid"`` or ``"resize"`` for :meth:`infer`.
+    :param max_side: per-side cap of the image size in a pass.
+    """
+
+    def __init__(self, *, tfi: bool = True, sbfi: bool = True, dbfi: bool = True,
+                 strategy: str = "hybrid", max_side: int = inference.DEFAULT_MAX_SIDE):
+        super().__init__()
+        self.resnet = ResNet34MP()
+        r = self.resnet
+        # Aliases of the official model (same modules, second set of state-dict keys).
+        self.encoder0 = nn.Sequential(r.conv1, r.bn1, r.relu)
+        self.mp0 = r.maxpool1
+        self.encoder1 = nn.Sequential(r.layer1)
+        self.mp1 = r.maxpool2
+        self.encoder2 = r.layer2
+        self.mp2 = r.maxpool3
+        self.encoder3 = r.layer3
+        self.mp3 = r.maxpool4
+        self.encoder4 = r.layer4
+        self.mp4 = r.maxpool5
+        self._add_decoder(R34_LAYOUT, tfi=tfi, sbfi=sbfi, dbfi=dbfi)
+        self._init_matting(strategy, max_side)
+
+    def _features(self, x: torch.Tensor) -> EncoderFeatures:
+        return self.resnet.features(x)
+
+    def load_backbone(self, path: str | os.PathLike) -> None:
+        """Load the official ImageNet ResNet-34-MP file into the encoder (strict, clear errors)."""
+        self.resnet.load_imagenet(path)
+
+
+def _check_switch(name: str, value) -> bool:
+    if not isinstance(value, bool):
+        raise InvalidOptionError(f"{name} must be True or False, got {value!r}")
+    return value
+
+
+def build_p3m_net(
+    tfi: bool = True,
+    sbfi: bool = True,
+    dbfi: bool = True,
+    backbone: str = "r34",
+    strategy: str = "hybrid",
+    max_side: int = inference.DEFAULT_MAX_SIDE,
+    backbone_weights: str | os.PathLike | None = None,
+) -> P3MMattingModel:
+    """Build P3M-Net.
+
+    :param tfi, sbfi, dbfi: the integration modules (paper Table 5 ablation).
+    :param backbone: ``"r34"`` (the paper's model) or ``"swin_t"`` (the IJCV
+        extension's P3M-Net(Swin-T), encoder blocks from timm).
+    :param strategy: test strategy of ``infer``: ``"hybrid"`` or ``"resize"``.
+    :param max_side: per-side cap of the image size in one pass (1600 officially).
+    :param backbone_weights: path of an ImageNet backbone checkpoint to load into
+        the encoder (``r34mp_pretrained_imagenet.pth.tar`` for ``"r34"``).
+    """
+    switches = {k: _check_switch(k, v) for k, v in (("tfi", tfi), ("sbfi", sbfi), ("dbfi", dbfi))}
+    if backbone == "r34":
+        model = P3MNet(**switches, strategy=strategy, max_side=max_side)
+    elif backbone == "swin_t":
+        from .swin import SwinP3MNet
+
+        model = SwinP3MNet(**switches, strategy=strategy, max_side=max_side)
+    else:
+        raise InvalidOptionError(f"unknown P3M-Net backbone {backbone!r}; valid backbones: {', '.join(BACKBONES)}")
+    if backbone_weights is not None:
+        model.load_backbone(backbone_weights)
+    return model
