@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import cv2
 import numpy as np
 
 from .canvas import Canvas, ellipse_points
@@ -59,8 +60,24 @@ def make_outfit(rng: np.random.Generator) -> Outfit:
 
 
 def cloth_field(roi, outfit: Outfit, x0: float, y0: float, scale: float, half_width: float, rng) -> np.ndarray:
-    """Textured cloth colour over an ROI: pattern, cylindrical shading and soft folds."""
-    x, y = Canvas.grid(roi)
+    """Textured cloth colour over an ROI: pattern, cylindrical shading and soft folds.
+
+    Large areas are computed on a half-resolution grid and upscaled: the
+    pattern's period is several pixels, and this is the costliest part of a body.
+    """
+    h, w = roi[1] - roi[0], roi[3] - roi[2]
+    if h * w > 4096 and scale >= 8:
+        half = (roi[0] / 2, roi[0] / 2 + (h + 1) // 2, roi[2] / 2, roi[2] / 2 + (w + 1) // 2)
+        small = _cloth(half, outfit, x0 / 2 - 0.25, y0 / 2 - 0.25, scale / 2, half_width, rng)
+        return cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR)
+    return _cloth(roi, outfit, x0, y0, scale, half_width, rng)
+
+
+def _cloth(roi, outfit: Outfit, x0: float, y0: float, scale: float, half_width: float, rng) -> np.ndarray:
+    y0r, y1r, x0r, x1r = roi
+    x = np.arange(x0r, x0r + (x1r - x0r), dtype=np.float32)[None, :]
+    y = np.arange(y0r, y0r + (y1r - y0r), dtype=np.float32)[:, None]
+    x, y = np.broadcast_arrays(x, y)
     u, v = (x - x0) / scale, (y - y0) / scale
     ca, sa = np.cos(outfit.angle), np.sin(outfit.angle)
     ur, vr = u * ca + v * sa, -u * sa + v * ca

@@ -204,9 +204,10 @@ def draw_features(canvas: Canvas, ident: Identity, pose: HeadPose, lm: np.ndarra
     lip = np.asarray(ident.lip_colour, dtype=np.float32)
     dark = skin * 0.55
 
+    tiny = s < 12  # a face a few pixels wide: skip details no pixel would show
     # Cheeks: a faint warm flush.
     for side, idx in ((-1, 2), (1, 14)):
-        if vis[idx] < 0.0:
+        if tiny or vis[idx] < 0.0:
             continue
         c, _ = pose.project(_on_face(side * 0.55, 0.55, 0.0)[None])
         outline = ellipse_points(c[0], (0.22 * s, 0.16 * s), n=20)
@@ -243,6 +244,8 @@ def draw_features(canvas: Canvas, ident: Identity, pose: HeadPose, lm: np.ndarra
         iris = canvas.fill(roi, [ellipse_points(centre, (r, r), n=20)]) * sclera
         canvas.over(roi, iris, np.asarray(ident.iris, dtype=np.float32))
         canvas.over(roi, canvas.fill(roi, [ellipse_points(centre, (0.45 * r, 0.45 * r), n=16)]) * sclera, np.array([0.03, 0.02, 0.02], dtype=np.float32))
+        if tiny:
+            continue
         glint = centre + np.array([-0.35 * r, -0.35 * r])
         canvas.over(roi, 0.8 * canvas.fill(roi, [ellipse_points(glint, (0.22 * r + 0.3, 0.22 * r + 0.3), n=10)]) * sclera, np.ones(3, dtype=np.float32))
         canvas.over(roi, canvas.lines(roi, [pts[[0, 1, 2, 3]]], line), np.array([0.08, 0.05, 0.05], dtype=np.float32))

@@ -54,7 +54,7 @@ def make_strands(ident: Identity, pose: HeadPose, rng: np.random.Generator, land
     A, B, C = vol, vol * ident.head_b, vol * SKULL_C
     size_factor = float(np.clip(pose.scale / 40.0, 0.35, 1.6))
     long_hair = style.length > 1.0
-    n = int(style.density * (500 + 1100 * long_hair) * size_factor) + 40
+    n = int(style.density * (450 + 850 * long_hair) * size_factor) + 40
     ks, kf = 7, 12 if long_hair else 6
 
     phi0 = rng.uniform(-np.pi, np.pi, n)
@@ -144,16 +144,30 @@ def draw_strands(canvas: Canvas, ident: Identity, strands: Strands, front: bool,
             for poly in curtains:
                 np.maximum(cover, canvas.fill(roi, [poly]), out=cover)
             canvas.over(roi, cover, colour * GROUP_SHADE[0])
+    # The three shades are composited with "over" among themselves first, so the
+    # (large, sparse) hair ROI is blended into the canvas once instead of three times.
+    side = strands.front == front
+    if not side.any():
+        return
+    roi = canvas.roi(strands.points[side], pad=3)
+    if roi is None:
+        return
+    alpha = premult = None
     for g in range(3):
-        sel = (strands.front == front) & (strands.group == g)
+        sel = side & (strands.group == g)
         if not sel.any():
             continue
-        pts = strands.points[sel]
-        roi = canvas.roi(pts, pad=3)
-        if roi is None:
-            continue
-        cover = canvas.lines(roi, pts, thickness)
-        canvas.over(roi, GROUP_OPACITY[g] * cover, np.clip(colour * GROUP_SHADE[g] + 0.03 * g, 0.0, 1.0))
+        a = GROUP_OPACITY[g] * canvas.lines(roi, strands.points[sel], thickness)
+        c = np.clip(colour * GROUP_SHADE[g] + 0.03 * g, 0.0, 1.0)
+        if alpha is None:
+            alpha, premult = a, a[..., None] * c
+        else:
+            premult *= (1.0 - a)[..., None]
+            premult += a[..., None] * c
+            alpha *= 1.0 - a
+            alpha += a
+    colour_field = premult / np.maximum(alpha, 1e-6)[..., None]
+    canvas.over(roi, alpha, colour_field)
 
 
 def draw_cap(canvas: Canvas, ident: Identity, pose: HeadPose, rng: np.random.Generator) -> None:

@@ -13,6 +13,7 @@ origin, and the eye line lies at ``EYE_LINE`` below it.
 from __future__ import annotations
 
 from dataclasses import astuple, dataclass
+from functools import lru_cache
 
 import numpy as np
 
@@ -128,6 +129,7 @@ def make_hair(rng: np.random.Generator) -> HairStyle:
     )
 
 
+@lru_cache(maxsize=4096)  # a train identity is drawn for several photos
 def make_identity(key: int) -> Identity:
     """The face and hair of identity ``key`` (any non-negative int): a pure function of ``key``."""
     rng = np.random.default_rng(np.random.SeedSequence([0x1D, int(key)]))
