@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import cv2
 import numpy as np
 
 from .canvas import Canvas, ellipse_points
@@ -132,6 +133,10 @@ def skull_outline(ident: Identity, pose: HeadPose, volume: float = 1.0, n: int =
     return pose.to_px(ellipse_points((0.0, 0.0), (a, volume * ident.head_b), n=n))
 
 
+def _hull(points: np.ndarray) -> np.ndarray:
+    return cv2.convexHull(points.astype(np.float32)).reshape(-1, 2).astype(np.float64)
+
+
 def _mix(c1, c2, t: float) -> np.ndarray:
     return (1 - t) * np.asarray(c1, dtype=np.float32) + t * np.asarray(c2, dtype=np.float32)
 
@@ -174,13 +179,13 @@ def draw_head(canvas: Canvas, ident: Identity, pose: HeadPose, rng: np.random.Ge
     _draw_ears(canvas, ident, pose, skin)
 
     skull = skull_outline(ident, pose)
-    parts = [skull]
-    # The jaw closes through the skull centre, which the skull ellipse covers anyway;
-    # from behind it is the nape below the skull.
-    parts.append(np.concatenate([lm[0:17], pose.to_px(np.zeros((1, 2)))]))
+    # Convex hulls: a turned jaw outline can cross itself, and an even-odd fill
+    # would punch a hole into the cheek. The jaw is closed through the skull
+    # centre, which the skull covers anyway; from behind it is the nape.
+    parts = [skull, _hull(np.concatenate([lm[0:17], pose.to_px(np.zeros((1, 2)))]))]
     if pose.shows_face and abs(np.sin(pose.yaw)) > 0.3:
         foot, _ = pose.project(_on_face(0.0, ident.nose_len + 0.1, 0.0)[None])
-        parts.append(np.concatenate([lm[[27, 30]], lm[33:34], foot]))
+        parts.append(_hull(np.concatenate([lm[[27, 30]], lm[33:34], foot])))
     roi = canvas.roi(np.concatenate(parts))
     if roi is None:
         return lm

@@ -55,7 +55,9 @@ def make_strands(ident: Identity, pose: HeadPose, rng: np.random.Generator, land
     size_factor = float(np.clip(pose.scale / 40.0, 0.35, 1.6))
     long_hair = style.length > 1.0
     n = int(style.density * (450 + 850 * long_hair) * size_factor) + 40
-    ks, kf = 7, 12 if long_hair else 6
+    ks = 7
+    # Enough points per free strand to draw its curls as curves, not zigzags.
+    kf = int(np.clip(np.ceil(style.length / style.wavelength * 6), 6, 28)) if style.curl > 0.06 else (12 if long_hair else 6)
 
     phi0 = rng.uniform(-np.pi, np.pi, n)
     y_root = -B * rng.uniform(0.55, 0.97, n)
@@ -105,7 +107,8 @@ def make_strands(ident: Identity, pose: HeadPose, rng: np.random.Generator, land
         ny = np.clip((fp[..., 1] - cy) / ay, -1.0, 1.0)
         half = ax * np.sqrt(1.0 - ny**2)
         inside = np.abs(fp[..., 0] - cx) < half
-        side = np.where(pts[:, :1, 0] < cx, -1.0, 1.0)
+        # Push to the side the strand starts falling on, so no segment can cross the face.
+        side = np.where(pts[:, ks - 1 : ks, 0] < cx, -1.0, 1.0)
         fp[..., 0] = np.where(inside & front[:, None], cx + side * half, fp[..., 0])
 
     group = rng.choice(3, size=n, p=GROUP_P)
