@@ -42,6 +42,17 @@ def _photo(name: str) -> np.ndarray | None:
     return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
 
 
+@lru_cache(maxsize=None)
+def _photo_level(name: str, level: int) -> np.ndarray | None:
+    """The photo halved ``level`` times (cached): crops of it resize cheaply to small outputs."""
+    img = _photo(name)
+    for _ in range(level):
+        if img is None or min(img.shape[:2]) < 64:
+            break
+        img = cv2.pyrDown(img)
+    return img
+
+
 def available_photos() -> tuple[str, ...]:
     """The photo and texture files this environment can use (may be empty)."""
     return tuple(n for n in COLOUR_PHOTOS + GREY_TEXTURES if _photo(n) is not None)
@@ -121,9 +132,14 @@ def procedural(kind: str, h: int, w: int, rng: np.random.Generator) -> np.ndarra
 
 def photo(name: str, h: int, w: int, rng: np.random.Generator) -> np.ndarray | None:
     """A random crop of a scikit-image photo, resized to H×W (float32 [0,1]), or None if missing."""
-    img = _photo(name)
-    if img is None:
+    full = _photo(name)
+    if full is None:
         return None
+    # The smallest cached level whose short side still covers 1.5× the output.
+    level = 0
+    while level < 4 and min(full.shape[:2]) / 2 ** (level + 1) >= 1.5 * max(h, w):
+        level += 1
+    img = _photo_level(name, level)
     ih, iw = img.shape[:2]
     aspect = w / h
     ch = int(ih * rng.uniform(0.45, 1.0))

@@ -83,15 +83,38 @@ class Canvas:
         return mask.astype(np.float32) * np.float32(1 / 255)
 
     @staticmethod
-    def lines(roi, polylines, thickness: int = 1, closed: bool = False) -> np.ndarray:
-        """Anti-aliased coverage of open polylines (a list of k×2 float px arrays, or an n×k×2 array)."""
+    def lines_u8(roi, polylines, thickness: int = 1, closed: bool = False) -> np.ndarray:
+        """Anti-aliased coverage (uint8, 255 = full) of polylines (a list of k×2 float px arrays, or n×k×2)."""
         y0, y1, x0, x1 = roi
         mask = np.zeros((y1 - y0, x1 - x0), dtype=np.uint8)
         offset = np.array([x0, y0], dtype=np.float64)
         pts = fixed(np.asarray(polylines, dtype=np.float64) - offset) if isinstance(polylines, np.ndarray) else [fixed(np.asarray(p) - offset) for p in polylines]
         if len(pts):
             cv2.polylines(mask, list(pts), closed, 255, thickness=max(1, int(thickness)), lineType=cv2.LINE_AA, shift=SHIFT)
-        return mask.astype(np.float32) * np.float32(1 / 255)
+        return mask
+
+    @classmethod
+    def lines(cls, roi, polylines, thickness: int = 1, closed: bool = False) -> np.ndarray:
+        """Anti-aliased coverage (ROI-sized float32 in [0,1]) of polylines."""
+        return cls.lines_u8(roi, polylines, thickness, closed).astype(np.float32) * np.float32(1 / 255)
+
+    def over_sparse(self, roi, flat: np.ndarray, alpha: np.ndarray, premult: np.ndarray) -> None:
+        """:meth:`over` for a part that covers few pixels of its ROI.
+
+        ``flat``: indices into the ROI (row-major) of the covered pixels; ``alpha`` (N)
+        and the premultiplied colour ``premult`` (N×3) at those pixels.
+        """
+        if roi is None or flat.size == 0:
+            return
+        y0, y1, x0, x1 = roi
+        rows, cols = np.divmod(flat, x1 - x0)
+        rows += y0
+        cols += x0
+        keep = 1.0 - alpha
+        self.P[rows, cols] = self.P[rows, cols] * keep[:, None] + premult
+        self.A[rows, cols] = self.A[rows, cols] * keep + alpha
+        b = self.box
+        self.box = roi if b is None else (min(b[0], y0), max(b[1], y1), min(b[2], x0), max(b[3], x1))
 
     def over(self, roi, alpha: np.ndarray, color) -> None:
         """Put a part over everything drawn so far.

@@ -38,6 +38,7 @@ class Strands:
     group: np.ndarray  # N int colour group
     ks: int  # points per strand on the skull; the rest fall freely
     falls: np.ndarray  # N bool: a long strand falling below the head
+    flyaway: np.ndarray  # N bool: a strand straying from the silhouette
 
 
 def _face_keepout(lm: np.ndarray | None):
@@ -113,7 +114,7 @@ def make_strands(ident: Identity, pose: HeadPose, rng: np.random.Generator, land
 
     group = rng.choice(3, size=n, p=GROUP_P)
     group[flyaway] = 2
-    return Strands(points=pts, front=front, group=group, ks=ks, falls=~front_sector & ~flyaway & (length > 0.6))
+    return Strands(points=pts, front=front, group=group, ks=ks, falls=~front_sector & ~flyaway & (length > 0.6), flyaway=flyaway)
 
 
 def _curtains(strands: Strands, front: bool) -> list[np.ndarray]:
@@ -147,30 +148,36 @@ def draw_strands(canvas: Canvas, ident: Identity, strands: Strands, front: bool,
             for poly in curtains:
                 np.maximum(cover, canvas.fill(roi, [poly]), out=cover)
             canvas.over(roi, cover, colour * GROUP_SHADE[0])
-    # The three shades are composited with "over" among themselves first, so the
-    # (large, sparse) hair ROI is blended into the canvas once instead of three times.
+    # Strands cover a small part of their (large) ROI: the three shades are put
+    # "over" each other on the covered pixels only, then blended in once.
     side = strands.front == front
+    if not front:
+        side &= strands.falls | strands.flyaway  # short strands behind the skull never show
     if not side.any():
         return
     roi = canvas.roi(strands.points[side], pad=3)
     if roi is None:
         return
-    alpha = premult = None
+    masks, colours = [], []
     for g in range(3):
         sel = side & (strands.group == g)
-        if not sel.any():
-            continue
-        a = GROUP_OPACITY[g] * canvas.lines(roi, strands.points[sel], thickness)
-        c = np.clip(colour * GROUP_SHADE[g] + 0.03 * g, 0.0, 1.0)
-        if alpha is None:
-            alpha, premult = a, a[..., None] * c
-        else:
-            premult *= (1.0 - a)[..., None]
-            premult += a[..., None] * c
-            alpha *= 1.0 - a
-            alpha += a
-    colour_field = premult / np.maximum(alpha, 1e-6)[..., None]
-    canvas.over(roi, alpha, colour_field)
+        if sel.any():
+            masks.append(canvas.lines_u8(roi, strands.points[sel], thickness))
+            colours.append((GROUP_OPACITY[g] / 255.0, np.clip(colour * GROUP_SHADE[g] + 0.03 * g, 0.0, 1.0)))
+    union = masks[0].copy()
+    for m in masks[1:]:
+        np.maximum(union, m, out=union)
+    flat = np.flatnonzero(union)
+    alpha = np.zeros(flat.size, dtype=np.float32)
+    premult = np.zeros((flat.size, 3), dtype=np.float32)
+    for m, (opacity, c) in zip(masks, colours):
+        a = m.ravel()[flat].astype(np.float32) * np.float32(opacity)
+        keep = 1.0 - a
+        premult *= keep[:, None]
+        premult += a[:, None] * c
+        alpha *= keep
+        alpha += a
+    canvas.over_sparse(roi, flat, alpha, premult)
 
 
 def draw_cap(canvas: Canvas, ident: Identity, pose: HeadPose, rng: np.random.Generator) -> None:
