@@ -119,7 +119,7 @@ def draw_body(canvas: Canvas, ident: Identity, pose: HeadPose, full_body: bool, 
     s = pose.scale
     outfit = make_outfit(rng)
     skin = np.asarray(ident.skin, dtype=np.float32)
-    turn = abs(np.cos(np.clip(pose.yaw * 0.7, -1.3, 1.3))) if not back_view else 1.0
+    turn = abs(np.cos(min(max(pose.yaw * 0.7, -1.3), 1.3))) if not back_view else 1.0
     wf = 0.55 + 0.45 * turn
     xn = pose.cx + s * 0.12 * np.sin(pose.yaw if not back_view else 0.0)
     yb = pose.cy + s * (EYE_LINE + ident.chin + rng.uniform(0.3, 0.55))

@@ -11,6 +11,7 @@ landmarks handed to the face blur are exactly where the face is.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 import cv2
 import numpy as np
@@ -80,8 +81,19 @@ def _normals_on_face(fx) -> np.ndarray:
     return n / np.linalg.norm(n, axis=-1, keepdims=True)
 
 
+@lru_cache(maxsize=4096)
 def landmarks_3d(ident: Identity) -> tuple[np.ndarray, np.ndarray]:
-    """The 68 landmarks (68×3) and unit surface normals (68×3) of a face in head coordinates."""
+    """The 68 landmarks (68×3) and unit surface normals (68×3) of a face in head coordinates.
+
+    Cached per identity; the arrays are read-only.
+    """
+    p, normals = _landmarks_3d(ident)
+    p.setflags(write=False)
+    normals.setflags(write=False)
+    return p, normals
+
+
+def _landmarks_3d(ident: Identity) -> tuple[np.ndarray, np.ndarray]:
     p = np.zeros((68, 3))
     fxs = np.zeros(68)
     # Jaw 0-16: from the image-left temple round the chin to the right.

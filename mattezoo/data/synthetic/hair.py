@@ -53,12 +53,12 @@ def make_strands(ident: Identity, pose: HeadPose, rng: np.random.Generator, land
     style = ident.hair
     vol = style.volume
     A, B, C = vol, vol * ident.head_b, vol * SKULL_C
-    size_factor = float(np.clip(pose.scale / 40.0, 0.35, 1.6))
+    size_factor = min(max(pose.scale / 40.0, 0.35), 1.6)
     long_hair = style.length > 1.0
     n = int(style.density * (450 + 850 * long_hair) * size_factor) + 40
     ks = 7
     # Enough points per free strand to draw its curls as curves, not zigzags.
-    kf = int(np.clip(np.ceil(style.length / style.wavelength * 6), 6, 28)) if style.curl > 0.06 else (12 if long_hair else 6)
+    kf = min(max(int(np.ceil(style.length / style.wavelength * 6)), 6), 28) if style.curl > 0.06 else (12 if long_hair else 6)
 
     phi0 = rng.uniform(-np.pi, np.pi, n)
     y_root = -B * rng.uniform(0.55, 0.97, n)
@@ -130,9 +130,9 @@ def _curtains(strands: Strands, front: bool) -> list[np.ndarray]:
         if len(group) < 6:
             continue
         k = max(2, int(group.shape[1] * 0.8))
-        xs, ys = group[:, :k, 0], group[:, :k, 1]
-        lo, hi = np.quantile(xs, 0.2, axis=0), np.quantile(xs, 0.8, axis=0)
-        y = np.median(ys, axis=0)
+        xs, ys = np.sort(group[:, :k, 0], axis=0), np.sort(group[:, :k, 1], axis=0)
+        m = len(group)
+        lo, hi, y = xs[int(0.2 * (m - 1))], xs[int(0.8 * (m - 1))], ys[m // 2]
         polys.append(np.concatenate([np.stack([lo, y], 1), np.stack([hi, y], 1)[::-1]]))
     return polys
 
