@@ -55,7 +55,8 @@ def grid(size: int, tile: int) -> np.ndarray:
         s = ds[i]
         cells = [s.normal, s.blurred, grey3(s.alpha), grey3(s.trimap)]
         cells = [cv2.resize(c, (tile, tile), interpolation=cv2.INTER_AREA) for c in cells]
-        names = (f"normal ({s.meta['view']}, {s.meta['framing']})", "blurred twin", "alpha", "trimap")
+        view = {"three-quarter": "3/4 view"}.get(s.meta["view"], s.meta["view"])
+        names = (f"{view}, {s.meta['framing']}", "blurred twin", "alpha", "trimap")
         rows.append(np.concatenate([label(c, n) for c, n in zip(cells, names)], axis=1))
     return np.concatenate(rows, axis=0)
 
