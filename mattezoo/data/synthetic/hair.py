@@ -55,7 +55,7 @@ def make_strands(ident: Identity, pose: HeadPose, rng: np.random.Generator, land
     A, B, C = vol, vol * ident.head_b, vol * SKULL_C
     size_factor = min(max(pose.scale / 40.0, 0.35), 1.6)
     long_hair = style.length > 1.0
-    n = int(style.density * (450 + 850 * long_hair) * size_factor) + 40
+    n = int(style.density * (380 + 720 * long_hair) * size_factor) + 40
     ks = 7
     # Enough points per free strand to draw its curls as curves, not zigzags.
     kf = min(max(int(np.ceil(style.length / style.wavelength * 6)), 6), 28) if style.curl > 0.06 else (12 if long_hair else 6)
