@@ -120,3 +120,18 @@ def test_bad_index(p3m_tree):
         ds[5]
     with pytest.raises(InputError, match="index must be an integer"):
         ds["p_0001"]
+
+
+def test_release_suffixes_jpg_images_png_mattes(tmp_path):
+    import cv2
+
+    base = tmp_path / "validation" / "P3M-500-NP"
+    for sub in ("original_image", "mask", "trimap"):
+        (base / sub).mkdir(parents=True)
+    image = np.full((10, 14, 3), 120, np.uint8)
+    cv2.imwrite(str(base / "original_image" / "p_abc.jpg"), image)
+    write_png(base / "mask" / "p_abc.png", np.full((10, 14), 255, np.uint8))
+    write_png(base / "trimap" / "p_abc.png", np.full((10, 14), 128, np.uint8))
+    s = P3M10k(tmp_path, "P3M-500-NP", check_sizes=True)[0]
+    assert s.name == "p_abc" and s.normal.shape == (10, 14, 3)
+    assert np.abs(s.normal.astype(int) - 120).max() <= 2 and (s.alpha == 1).all()

@@ -222,6 +222,7 @@ def draw_features(canvas: Canvas, ident: Identity, pose: HeadPose, lm: np.ndarra
     dark = skin * 0.55
 
     tiny = s < 12  # a face a few pixels wide: skip details no pixel would show
+    small = s < 28  # lower lids and lid creases are sub-pixel below this
     # Cheeks: a faint warm flush.
     for side, idx in ((-1, 2), (1, 14)):
         if tiny or vis[idx] < 0.0:
@@ -266,6 +267,8 @@ def draw_features(canvas: Canvas, ident: Identity, pose: HeadPose, lm: np.ndarra
         glint = centre + np.array([-0.35 * r, -0.35 * r])
         canvas.over(roi, 0.8 * canvas.fill(roi, [ellipse_points(glint, (0.22 * r + 0.3, 0.22 * r + 0.3), n=10)]) * sclera, np.ones(3, dtype=np.float32))
         canvas.over(roi, canvas.lines(roi, [pts[[0, 1, 2, 3]]], line), np.array([0.08, 0.05, 0.05], dtype=np.float32))
+        if small:
+            continue
         canvas.over(roi, 0.35 * canvas.lines(roi, [pts[[3, 4, 5, 0]]], 1), dark)
         crease = pts[[0, 1, 2, 3]] + np.array([0.0, -0.55 * eye_height - 0.5])
         roi2 = canvas.roi(crease, pad=2)
