@@ -22,7 +22,7 @@ import numpy as np
 
 from ..errors import InputError
 from ..images import IMAGE_SUFFIXES, check_trimap, list_images, read_gray, read_image, read_matte
-from .sample import Sample
+from .sample import Sample, check_index
 
 CACHE_VERSION = "twin-v1"
 
@@ -173,8 +173,7 @@ class FolderDataset(Sequence):
     def __getitem__(self, index) -> Sample:
         if isinstance(index, slice):
             return [self[i] for i in range(*index.indices(len(self)))]
-        if isinstance(index, bool) or not isinstance(index, (int, np.integer)):
-            raise InputError(f"sample index must be an integer, got {type(index).__name__}")
+        index = check_index(index, len(self))
         name = self.names[index]
         fields = self._read(name)
         meta = {"path": str(self.images[name])}

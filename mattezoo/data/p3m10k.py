@@ -27,7 +27,7 @@ import numpy as np
 
 from ..errors import InputError
 from ..images import check_trimap, list_images, read_gray, read_image, read_matte, write_png
-from .sample import Sample
+from .sample import Sample, check_index
 from .synthetic.generator import SPLITS, canonical_split
 
 # Folder name -> Sample field.
@@ -180,8 +180,7 @@ class P3M10k(Sequence):
     def __getitem__(self, index) -> Sample:
         if isinstance(index, slice):
             return [self[i] for i in range(*index.indices(len(self)))]
-        if isinstance(index, bool) or not isinstance(index, (int, np.integer)):
-            raise InputError(f"sample index must be an integer, got {type(index).__name__}")
+        index = check_index(index, len(self))
         paths = self.paths(int(index))
         fields = {}
         for folder, path in paths.items():

@@ -24,6 +24,20 @@ from ..errors import InputError
 KINDS = {"normal": "normal", "n": "normal", "blurred": "blurred", "b": "blurred"}
 
 
+class SampleIndexError(InputError, IndexError):
+    """A sample index outside the data set (an IndexError too, so iteration stops on it)."""
+
+
+def check_index(index, n: int) -> int:
+    """``index`` as a non-negative int below ``n`` (negative counts from the end), or a clear error."""
+    if isinstance(index, bool) or not isinstance(index, (int, np.integer)):
+        raise InputError(f"sample index must be an integer, got {type(index).__name__}")
+    i = int(index) + (n if index < 0 else 0)
+    if not 0 <= i < n:
+        raise SampleIndexError(f"sample index {int(index)} is out of range for {n} samples (valid: 0..{n - 1} or -{n}..-1)" if n else "the data set is empty")
+    return i
+
+
 @dataclass(eq=False)
 class Sample:
     name: str

@@ -116,8 +116,10 @@ def test_bad_trimap_values_and_unreadable_file(p3m_tree):
 def test_bad_index(p3m_tree):
     root, _ = p3m_tree
     ds = P3M10k(root, "train")
-    with pytest.raises(IndexError):
+    with pytest.raises(IndexError, match=r"sample index 5 is out of range for 2 samples \(valid: 0..1 or -2..-1\)") as info:
         ds[5]
+    assert isinstance(info.value, InputError)
+    assert ds[-1].name == "p_0002" and len(list(ds)) == 2
     with pytest.raises(InputError, match="index must be an integer"):
         ds["p_0001"]
 

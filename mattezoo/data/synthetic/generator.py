@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ...errors import InputError, choices_hint
-from ..sample import Sample
+from ..sample import Sample, check_index
 from ..transforms import scaled_kernel, trimap_from_alpha
 from .backgrounds import make_background
 from .body import draw_body
@@ -172,12 +172,7 @@ class SyntheticP3M(Sequence):
         return f"syn{self.seed}_{SPLIT_TAGS[self.split]}_{self._index(index):05d}"
 
     def _index(self, index) -> int:
-        if isinstance(index, bool) or not isinstance(index, (int, np.integer)):
-            raise InputError(f"sample index must be an integer, got {type(index).__name__}")
-        i = int(index) + (self.n if index < 0 else 0)
-        if not 0 <= i < self.n:
-            raise IndexError(f"sample index {index} out of range for {self.n} samples")
-        return i
+        return check_index(index, self.n)
 
     def render(self, index: int) -> Portrait:
         """The portrait of sample ``index`` before the face blur."""
