@@ -7,7 +7,7 @@ side. Half-body framings run the torso off the bottom of the picture.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import cv2
 import numpy as np
@@ -168,7 +168,8 @@ def draw_body(canvas: Canvas, ident: Identity, pose: HeadPose, full_body: bool, 
         _fill_with(canvas, arm_polys + hands, lambda roi: np.broadcast_to(skin * 0.95, (roi[1] - roi[0], roi[3] - roi[2], 3)))
     if full_body:
         lower = outfit.lower_colour
-        _fill_with(canvas, legs_poly, lambda roi: cloth_field(roi, Outfit("denim" if outfit.lower == "trousers" else "plain", lower, lower * 0.8, 0.3, 0.0, "", "", "", lower), xn, y_hip, s, waist / s, rng))
+        bottoms = replace(outfit, pattern="denim" if outfit.lower == "trousers" else "plain", colour=lower, second=lower * 0.8, period=0.3, angle=0.0)
+        _fill_with(canvas, legs_poly, lambda roi: cloth_field(roi, bottoms, xn, y_hip, s, waist / s, rng))
         _fill_with(canvas, shoes, lambda roi: np.broadcast_to(np.array([0.08, 0.07, 0.07], dtype=np.float32), (roi[1] - roi[0], roi[3] - roi[2], 3)))
     _fill_with(canvas, polys, lambda roi: cloth_field(roi, outfit, xn, yb, s, W / s, rng))
     if not full_body:
