@@ -11,6 +11,7 @@ keeps a 256² portrait with ~40 parts at a few milliseconds.
 
 from __future__ import annotations
 
+import math
 from functools import lru_cache
 
 import cv2
@@ -53,12 +54,13 @@ class Canvas:
     def roi(self, points, pad: float = 2.0):
         """``(y0, y1, x0, x1)`` around float pixel ``points`` (any …×2), or None when off-canvas."""
         pts = np.asarray(points, dtype=np.float64).reshape(-1, 2)
-        if pts.size == 0 or not np.isfinite(pts).all():
+        if pts.size == 0:
             return None
-        x0 = max(0, int(np.floor(pts[:, 0].min() - pad)))
-        y0 = max(0, int(np.floor(pts[:, 1].min() - pad)))
-        x1 = min(self.w, int(np.ceil(pts[:, 0].max() + pad)) + 1)
-        y1 = min(self.h, int(np.ceil(pts[:, 1].max() + pad)) + 1)
+        (lx, ly), (hx, hy) = pts.min(axis=0).tolist(), pts.max(axis=0).tolist()
+        if not (math.isfinite(lx) and math.isfinite(ly) and math.isfinite(hx) and math.isfinite(hy)):
+            return None
+        x0, y0 = max(0, math.floor(lx - pad)), max(0, math.floor(ly - pad))
+        x1, y1 = min(self.w, math.ceil(hx + pad) + 1), min(self.h, math.ceil(hy + pad) + 1)
         if x1 <= x0 or y1 <= y0:
             return None
         return (y0, y1, x0, x1)
@@ -80,7 +82,7 @@ class Canvas:
         polys = [fixed(np.asarray(p, dtype=np.float64) - offset) for p in polygons if len(p) >= 3]
         if polys:
             cv2.fillPoly(mask, polys, 255, lineType=cv2.LINE_AA, shift=SHIFT)
-        return mask.astype(np.float32) * np.float32(1 / 255)
+        return np.multiply(mask, np.float32(1 / 255), dtype=np.float32)
 
     @staticmethod
     def lines_u8(roi, polylines, thickness: int = 1, closed: bool = False) -> np.ndarray:
@@ -96,7 +98,7 @@ class Canvas:
     @classmethod
     def lines(cls, roi, polylines, thickness: int = 1, closed: bool = False) -> np.ndarray:
         """Anti-aliased coverage (ROI-sized float32 in [0,1]) of polylines."""
-        return cls.lines_u8(roi, polylines, thickness, closed).astype(np.float32) * np.float32(1 / 255)
+        return np.multiply(cls.lines_u8(roi, polylines, thickness, closed), np.float32(1 / 255), dtype=np.float32)
 
     def over_sparse(self, roi, flat: np.ndarray, alpha: np.ndarray, premult: np.ndarray) -> None:
         """:meth:`over` for a part that covers few pixels of its ROI.
