@@ -9,6 +9,7 @@ of this repository. The conformance run over every registered method
 
 from __future__ import annotations
 
+import copy
 import itertools
 import json
 from pathlib import Path
@@ -64,6 +65,16 @@ def official_style_checkpoint(seed: int = 0) -> dict[str, torch.Tensor]:
             else:
                 tensors[name] = torch.randn(shape, generator=gen) * 0.05
     return {key: tensors[canonical(key)] for key, _ in keys}
+
+
+def build_from(source: torch.nn.Module, **options) -> torch.nn.Module:
+    """A P3M-Net with ``options`` whose weights are copied from ``source`` (built on meta: no init cost)."""
+    with torch.device("meta"):
+        net = build_p3m_net(**options)
+    net.to_empty(device="cpu")
+    own = net.state_dict()
+    net.load_state_dict({k: v for k, v in source.state_dict().items() if k in own}, strict=True)
+    return net.eval()
 
 
 @pytest.fixture(scope="module")
@@ -171,18 +182,11 @@ def test_switches_remove_exactly_their_modules(tfi, sbfi, dbfi):
     off = tuple(p for flag, name in ((tfi, "tfi"), (sbfi, "sbfi"), (dbfi, "dbfi")) if not flag for p in MODULE_PREFIXES[name])
     expected = [(k, s) for k, s in keys if not k.startswith(off)]
     removed = sum(torch.Size(s).numel() for k, s in keys if k.startswith(off) and k.endswith(("weight", "bias")))
-    net = build_p3m_net(tfi=tfi, sbfi=sbfi, dbfi=dbfi).eval()
+    with torch.device("meta"):  # structure only: no weight initialisation
+        net = build_p3m_net(tfi=tfi, sbfi=sbfi, dbfi=dbfi)
     assert layout_of(net) == expected
     assert sum(p.numel() for p in net.parameters()) == total - removed
-    with torch.no_grad():
-        out = net.forward_intermediates(torch.rand(1, 3, 32, 32))
-    assert len(out.sides) == (3 if dbfi else 0)
-    assert out.fused.shape == (1, 1, 32, 32)
-
-
-def _copy_shared(dst: torch.nn.Module, src: torch.nn.Module) -> None:
-    own = dst.state_dict()
-    dst.load_state_dict({k: v for k, v in src.state_dict().items() if k in own}, strict=False)
+    assert (net.use_tfi, net.use_sbfi, net.use_dbfi) == (tfi, sbfi, dbfi)
 
 
 def _neutralise(module: torch.nn.Module) -> None:
@@ -194,11 +198,9 @@ def _neutralise(module: torch.nn.Module) -> None:
 
 @pytest.mark.parametrize("switch", ["sbfi", "dbfi"])
 def test_residual_modules_reduce_to_the_switched_off_model(model, switch):
-    with_module = build_p3m_net().eval()
-    with_module.load_state_dict(model.state_dict())
-    without = build_p3m_net(**{switch: False}).eval()
-    _copy_shared(without, with_module)
-    image = torch.rand(1, 3, 64, 64)
+    with_module = copy.deepcopy(model)
+    without = build_from(model, **{switch: False})
+    image = torch.rand(1, 3, 32, 32)
     with torch.no_grad():
         before = with_module.forward_intermediates(image)
         for level in (0, 1, 2):
@@ -209,13 +211,13 @@ def test_residual_modules_reduce_to_the_switched_off_model(model, switch):
     assert not torch.allclose(changed, neutral.local if switch == "sbfi" else neutral.global_logits)
     torch.testing.assert_close(neutral.global_logits, reference.global_logits)
     torch.testing.assert_close(neutral.local, reference.local)
+    assert len(reference.sides) == (0 if switch == "dbfi" else 3)
 
 
 @pytest.mark.parametrize("tfi", [True, False])
-def test_tfi_is_what_feeds_the_segmentation_decoder_into_the_matting_decoder(tfi):
-    torch.manual_seed(1)
-    net = build_p3m_net(tfi=tfi, dbfi=False).eval()
-    image = torch.rand(1, 3, 64, 64)
+def test_tfi_is_what_feeds_the_segmentation_decoder_into_the_matting_decoder(model, tfi):
+    net = build_from(model, tfi=tfi, dbfi=False)
+    image = torch.rand(1, 3, 32, 32)
     with torch.no_grad():
         before = net.forward_intermediates(image).local
         net.decoder3_g[0].weight.add_(0.5)
@@ -357,7 +359,8 @@ def test_bad_options_are_refused(options, message):
 def test_swin_t_matches_the_official_layout_and_size():
     keys, official_count = official_layout("p3m_net_swin_t_official_keys.json")
     derived = ("relative_position_index", "attn_mask")
-    net = build_p3m_net(backbone="swin_t")
+    with torch.device("meta"):
+        net = build_p3m_net(backbone="swin_t")
     assert layout_of(net) == [(k, s) for k, s in keys if not k.endswith(derived)]
     assert sum(p.numel() for p in net.parameters()) == official_count == 45_128_206
 
@@ -365,9 +368,9 @@ def test_swin_t_matches_the_official_layout_and_size():
 def test_swin_t_forward_backward_and_backbone_file(tmp_path):
     torch.manual_seed(0)
     net = build_p3m_net(backbone="swin_t", sbfi=False).train()
-    image = torch.rand(2, 3, 64, 64)
+    image = torch.rand(2, 3, 32, 32)
     out = net.forward_intermediates(image)
-    assert out.global_logits.shape == (2, 3, 64, 64) and out.local.shape == (2, 1, 64, 64)
+    assert out.global_logits.shape == (2, 3, 32, 32) and out.local.shape == (2, 1, 32, 32)
     (out.local.mean() + out.global_logits.mean()).backward()
     grads = [p.grad for p in net.encoder.parameters() if p.grad is not None]
     assert grads and all(torch.isfinite(g).all() for g in grads)
@@ -378,3 +381,18 @@ def test_swin_t_forward_backward_and_backbone_file(tmp_path):
     torch.save(backbone, tmp_path / "swin.pth")
     net.load_backbone(tmp_path / "swin.pth")
     assert torch.equal(net.encoder.norm.weight, backbone["norm.weight"])
+
+
+def test_swin_padding_is_masked_like_the_official_block():
+    from mattezoo_methods.p3m.swin import shifted_window_mask
+
+    # 9×9 map, window 7, no shift: padded to 14×14; real cells (row, col < 9) must
+    # attend only to real cells of their window, padding only to its own kind.
+    mask = shifted_window_mask(9, 9, (7, 7), (0, 0), "cpu", torch.float32)
+    rows, cols = torch.meshgrid(torch.arange(14), torch.arange(14), indexing="ij")
+    kind = ((rows >= 9).long() * 2 + (cols >= 9).long()).float()
+    windows = kind.reshape(2, 7, 2, 7).permute(0, 2, 1, 3).reshape(4, 49)
+    same = windows.unsqueeze(1) == windows.unsqueeze(2)
+    assert mask.shape == (4, 49, 49)
+    assert torch.equal(mask == 0, same) and torch.all(mask[~same] == -100)
+    assert shifted_window_mask(14, 14, (7, 7), (0, 0), "cpu", torch.float32) is None

@@ -53,20 +53,29 @@ class P3MMattingModel(nn.Module):
     def _init_matting(self, strategy: str, max_side: int) -> None:
         self.strategy = inference.check_strategy(strategy)
         self.max_side = inference.check_max_side(max_side)
-        # Not persistent: the official checkpoints have no such keys.
-        self.register_buffer("pixel_mean", torch.tensor(IMAGENET_MEAN).reshape(1, 3, 1, 1), persistent=False)
-        self.register_buffer("pixel_std", torch.tensor(IMAGENET_STD).reshape(1, 3, 1, 1), persistent=False)
 
     @property
     def input_dtype(self) -> torch.dtype:
-        return self.pixel_mean.dtype
+        return next(self.parameters()).dtype
+
+    @staticmethod
+    def normalise(image: torch.Tensor) -> torch.Tensor:
+        """ImageNet mean/std normalisation of a [0,1] image, as the official test code does it.
+
+        Constants rather than buffers: the official checkpoints have no such keys,
+        and a model built on the meta device and then loaded has nothing left
+        uninitialised.
+        """
+        mean = torch.tensor(IMAGENET_MEAN, dtype=image.dtype, device=image.device).reshape(1, 3, 1, 1)
+        std = torch.tensor(IMAGENET_STD, dtype=image.dtype, device=image.device).reshape(1, 3, 1, 1)
+        return (image - mean) / std
 
     def forward_intermediates(self, image: torch.Tensor) -> P3MOutput:
         """Global logits, local alpha, fused alpha and side logits for ``image`` [B,3,H,W] in [0,1].
 
         H and W must be multiples of 32 (use :meth:`infer` for other sizes).
         """
-        x = (image - self.pixel_mean) / self.pixel_std
+        x = self.normalise(image)
         out: DecoderOutput = self._decode(self._features(x))
         return P3MOutput(out.global_logits, out.local, inference.fuse(out.global_logits, out.local), out.sides)
 
@@ -152,6 +161,8 @@ def build_p3m_net(
         the encoder (``r34mp_pretrained_imagenet.pth.tar`` for ``"r34"``).
     """
     switches = {k: _check_switch(k, v) for k, v in (("tfi", tfi), ("sbfi", sbfi), ("dbfi", dbfi))}
+    inference.check_strategy(strategy)  # refuse bad options before building 40M parameters
+    inference.check_max_side(max_side)
     if backbone == "r34":
         model = P3MNet(**switches, strategy=strategy, max_side=max_side)
     elif backbone == "swin_t":

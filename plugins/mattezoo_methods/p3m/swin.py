@@ -10,12 +10,15 @@ made to fit P3M-Net's decoders as the official variant does:
   ``C -> 2C`` (``layers.i.downsample``); the normalised feature before pooling
   is the TFI skip of that level.
 
-The transformer blocks are timm's ``SwinTransformerBlock`` (dynamic attention
-masks and padding, so any multiple of 32 works). Attribute names follow the
-official module, so its ImageNet backbone file loads into ``encoder`` once the
-derived buffers it carries (``relative_position_index``, ``attn_mask``) and any
-classifier head are dropped. At padded window borders the attention mask is
-timm's, which can differ slightly from the official block there.
+The transformer blocks are timm's ``SwinTransformerBlock`` with one change
+(:class:`PaddedSwinBlock`): like the official block, a feature map whose side is
+not a multiple of the window is zero-padded *before* the cyclic shift, and the
+attention mask also keeps real tokens from attending to padding. (timm shifts
+first and leaves padding unmasked, which changes every border window: P3M-Net's
+stage sizes H/4..H/32 are multiples of 7 only when H is a multiple of 224.)
+Attribute names follow the official module, so its ImageNet backbone file loads
+into ``encoder`` once the derived buffers it carries (``relative_position_index``,
+``attn_mask``) and any classifier head are dropped.
 """
 
 from __future__ import annotations
@@ -23,7 +26,8 @@ from __future__ import annotations
 import os
 
 import torch
-from timm.models.swin_transformer import SwinTransformerBlock
+import torch.nn.functional as F
+from timm.models.swin_transformer import SwinTransformerBlock, window_partition, window_reverse
 from torch import nn
 
 from mattezoo.weights import load_into, load_state_dict
@@ -49,6 +53,62 @@ def _to_tokens(x: torch.Tensor) -> torch.Tensor:
 
 def _to_map(x: torch.Tensor) -> torch.Tensor:
     return x.permute(0, 3, 1, 2)  # NHWC -> NCHW
+
+
+def _axis_regions(padded: int, pad: int, window: int, shift: int) -> list[tuple[int, int]]:
+    """Row (or column) ranges that may attend to each other, in the padded and shifted frame.
+
+    After padding by ``pad`` and rolling by ``-shift``, a side of ``padded``
+    cells ends with: the padding, then the ``shift`` cells that wrapped around
+    from the start. Those, the real cells of the last window and the real cells
+    before it are kept apart (the official block's regions).
+    """
+    if shift > 0:
+        if pad > 0:
+            top, bottom = max(pad + shift, window), min(pad + shift, window)
+            cuts = [0, padded - top, padded - bottom, padded - shift, padded]
+        else:
+            cuts = [0, padded - window, padded - shift, padded]
+    else:
+        cuts = [0, padded - pad, padded] if pad > 0 else [0, padded]
+    cuts = [min(max(c, 0), padded) for c in cuts]
+    return [(a, b) for a, b in zip(cuts[:-1], cuts[1:])]
+
+
+def shifted_window_mask(height: int, width: int, window: tuple[int, int], shift: tuple[int, int], device, dtype):
+    """Additive attention mask ``[num_windows, N, N]`` (0 / -100), or ``None`` when nothing needs masking."""
+    pad_h, pad_w = (-height) % window[0], (-width) % window[1]
+    if not any(shift) and not pad_h and not pad_w:
+        return None
+    padded_h, padded_w = height + pad_h, width + pad_w
+    label = torch.zeros((1, padded_h, padded_w, 1), device=device, dtype=dtype)
+    count = 0
+    for h0, h1 in _axis_regions(padded_h, pad_h, window[0], shift[0]):
+        for w0, w1 in _axis_regions(padded_w, pad_w, window[1], shift[1]):
+            label[:, h0:h1, w0:w1, :] = count
+            count += 1
+    labels = window_partition(label, window).reshape(-1, window[0] * window[1])
+    differ = labels.unsqueeze(1) != labels.unsqueeze(2)
+    return torch.zeros(differ.shape, device=device, dtype=dtype).masked_fill(differ, -100.0)
+
+
+class PaddedSwinBlock(SwinTransformerBlock):
+    """timm's Swin block with the official order "pad, then shift" and padding masked out."""
+
+    def _attn(self, x: torch.Tensor) -> torch.Tensor:
+        _, height, width, channels = x.shape
+        window, shift = self.window_size, self.shift_size
+        x = F.pad(x, (0, 0, 0, (-width) % window[1], 0, (-height) % window[0]))
+        padded_h, padded_w = x.shape[1], x.shape[2]
+        if any(shift):
+            x = torch.roll(x, shifts=(-shift[0], -shift[1]), dims=(1, 2))
+        windows = window_partition(x, window).reshape(-1, window[0] * window[1], channels)
+        mask = shifted_window_mask(height, width, window, shift, x.device, x.dtype)
+        out = self.attn(windows, mask=mask).reshape(-1, window[0], window[1], channels)
+        x = window_reverse(out, window, padded_h, padded_w)
+        if any(shift):
+            x = torch.roll(x, shifts=shift, dims=(1, 2))
+        return x[:, :height, :width, :]
 
 
 class StemPooling(nn.Module):
@@ -95,7 +155,7 @@ class SwinStage(nn.Module):
     def __init__(self, dim: int, depth: int, heads: int, resolution: int, drop_path: list[float], merge: bool):
         super().__init__()
         self.blocks = nn.Sequential(*[
-            SwinTransformerBlock(
+            PaddedSwinBlock(
                 dim=dim, input_resolution=(resolution, resolution), num_heads=heads, window_size=WINDOW,
                 shift_size=0 if i % 2 == 0 else WINDOW // 2, dynamic_mask=True, drop_path=drop_path[i],
             )
@@ -110,7 +170,8 @@ class SwinStemPoolingEncoder(nn.Module):
     def __init__(self):
         super().__init__()
         self.patch_embed = StemPooling(EMBED_DIM)
-        rates = torch.linspace(0, DROP_PATH_RATE, sum(DEPTHS)).tolist()
+        blocks = sum(DEPTHS)  # stochastic depth grows linearly from 0 to DROP_PATH_RATE
+        rates = [DROP_PATH_RATE * i / (blocks - 1) for i in range(blocks)]
         self.layers = nn.ModuleList()
         for i, (depth, heads) in enumerate(zip(DEPTHS, HEADS)):
             start = sum(DEPTHS[:i])
