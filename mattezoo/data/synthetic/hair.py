@@ -87,16 +87,14 @@ def make_strands(ident: Identity, pose: HeadPose, rng: np.random.Generator, land
     d = q[:, -1] - q[:, -2]
     d = d / np.maximum(np.linalg.norm(d, axis=1, keepdims=True), 1e-6)
     d[:, 0] += np.sign(q[:, -1, 0]) * rng.uniform(0.0, 0.35, n)
-    gravity = np.where(flyaway, 0.1, 0.3)[:, None] * np.array([0.0, 1.0])
-    free = np.empty((n, kf, 2))
-    p = q[:, -1].copy()
-    wander = rng.normal(0.0, 1.0, (n, kf)) * np.where(flyaway, 0.35, 0.02)[:, None]
-    for k in range(kf):
-        d = d + gravity
-        d[:, 0] += wander[:, k]
-        d = d / np.maximum(np.linalg.norm(d, axis=1, keepdims=True), 1e-6)
-        p = p + d * step
-        free[:, k] = p
+    # The heading turns towards straight down by a fixed fraction per step (gravity),
+    # plus a random walk (strong for flyaways); closed form, no loop over steps.
+    heading0 = np.arctan2(d[:, 1], d[:, 0])
+    offset = np.mod(heading0 - np.pi / 2 + np.pi, 2 * np.pi) - np.pi
+    pull = np.where(flyaway, 0.85, 0.7)[:, None] ** np.arange(1, kf + 1)[None, :]
+    wander = np.cumsum(rng.normal(0.0, 1.0, (n, kf)) * np.where(flyaway, 0.12, 0.02)[:, None], axis=1)
+    heading = np.pi / 2 + offset[:, None] * pull + wander
+    free = q[:, -1][:, None, :] + np.cumsum(np.stack([np.cos(heading), np.sin(heading)], axis=-1) * step[..., None], axis=1)
     arc = step * np.arange(1, kf + 1)[None, :]
     free[..., 0] += style.curl * np.sin(2 * np.pi * arc / style.wavelength + phase) * (1 - np.exp(-arc / 0.3))
     pts = pose.to_px(np.concatenate([q, free], axis=1))
