@@ -14,9 +14,9 @@ import itertools
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
-import torch.nn.functional as F
 
 import mattezoo
 from mattezoo.errors import CheckpointError, InputError, InvalidOptionError
@@ -257,19 +257,34 @@ class PassRecorder:
     """Wraps ``forward_intermediates`` to record the input size of every pass."""
 
     def __init__(self, net):
-        self.net, self.sizes, self.outputs = net, [], []
+        self.net, self.sizes, self.inputs, self.outputs = net, [], [], []
         self.original = net.forward_intermediates
 
     def __call__(self, image):
         self.sizes.append(tuple(image.shape[-2:]))
+        self.inputs.append(image)
         out = self.original(image)
         self.outputs.append(out)
         return out
 
 
-def _bilinear(x, size):
-    shrink = size[0] < x.shape[-2] or size[1] < x.shape[-1]
-    return F.interpolate(x, size=size, mode="bilinear", align_corners=False, antialias=shrink)
+def skimage_resize(x: torch.Tensor, size) -> torch.Tensor:
+    """The official code's resampling, by skimage itself (float64, one image and channel at a time)."""
+    skimage_transform = pytest.importorskip("skimage.transform")
+    planes = x.detach().double().numpy()
+    out = [[skimage_transform.resize(plane, size) for plane in image] for image in planes]
+    return torch.from_numpy(np.array(out))
+
+
+@pytest.mark.parametrize("size,out", [((70, 45), (32, 32)), ((32, 64), (70, 45)), ((100, 37), (33, 97)), ((1, 5), (3, 9))])
+def test_resampling_is_skimage_resize(size, out):
+    from mattezoo_methods.p3m.resample import resize_like_skimage
+
+    skimage_transform = pytest.importorskip("skimage.transform")
+    image = torch.rand(*size, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(5))
+    expected = skimage_transform.resize(image.numpy(), out)  # H×W×3: blurs and zooms the two spatial axes
+    ours = resize_like_skimage(image.permute(2, 0, 1)[None], out)[0].permute(1, 2, 0)
+    torch.testing.assert_close(ours, torch.from_numpy(expected), rtol=0, atol=1e-12)
 
 
 @pytest.mark.parametrize("height,width", [(70, 45), (33, 97)])
@@ -280,14 +295,17 @@ def test_hybrid_on_odd_sizes(model, monkeypatch, height, width):
     result = model.infer_details(image, strategy="hybrid")
     assert recorder.sizes == [working_size(height, width, 0.5, 1600), working_size(height, width, 1.0, 1600)]
     assert result.alpha.shape == result.trimap.shape == result.local.shape == (2, 1, height, width)
-    # Reference: trimap from the ½-scale pass's argmax, resized; local from the full-scale pass.
+    # Official rule: trimap from the ½-scale pass's argmax (0/128/255), resized; where it is
+    # not background or foreground, the full-scale pass's local alpha, resized.
     half, full = recorder.outputs
-    trimap = _bilinear(half.global_logits.argmax(1, keepdim=True).float() / 2, (height, width))
-    local = _bilinear(full.local, (height, width))
-    fg, bg = trimap > 1 - 1e-4, trimap < 1e-4
-    expected = torch.where(fg, 1.0, torch.where(bg, 0.0, local))
-    torch.testing.assert_close(result.alpha, expected)
-    assert torch.equal(result.trimap, torch.where(fg, 1.0, torch.where(bg, 0.0, 0.5)))
+    for given, size in zip(recorder.inputs, recorder.sizes):
+        torch.testing.assert_close(given, skimage_resize(image, size).float(), rtol=0, atol=1e-6)
+    trimap = skimage_resize(half.global_logits.argmax(1, keepdim=True) * 127.5 / 255, (height, width))
+    local = skimage_resize(full.local, (height, width))
+    fg, bg = (trimap - 1).abs() < 1e-4, trimap.abs() < 1e-4
+    expected = torch.where(fg, 1.0, torch.where(bg, 0.0, local)).float()
+    torch.testing.assert_close(result.alpha, expected, rtol=0, atol=1e-5)
+    assert torch.equal(result.trimap, torch.where(fg, 1.0, torch.where(bg, 0.0, 0.5)).float())
     assert torch.isfinite(result.alpha).all() and result.alpha.min() >= 0 and result.alpha.max() <= 1
 
 
@@ -298,7 +316,8 @@ def test_resize_on_odd_sizes(model, monkeypatch, height, width):
     image = torch.rand(1, 3, height, width)
     alpha = model.infer_details(image, strategy="resize").alpha
     assert recorder.sizes == [working_size(height, width, 0.5, 1600)]
-    torch.testing.assert_close(alpha, _bilinear(recorder.outputs[0].fused, (height, width)).clamp(0, 1))
+    torch.testing.assert_close(recorder.inputs[0], skimage_resize(image, recorder.sizes[0]).float(), rtol=0, atol=1e-6)
+    torch.testing.assert_close(alpha, skimage_resize(recorder.outputs[0].fused, (height, width)).float(), rtol=0, atol=1e-5)
 
 
 def test_max_side_caps_every_pass(model, monkeypatch):
