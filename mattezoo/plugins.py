@@ -33,6 +33,8 @@ DISABLE_ENV = "MATTEZOO_DISABLE_PLUGINS"
 # entry-point name -> module; keep in step with [project.entry-points.mattezoo]
 BUILTIN_PLUGINS: dict[str, str] = {
     "p3m": "mattezoo_methods.p3m",
+    "closed_form": "mattezoo_methods.closed_form",
+    "knn": "mattezoo_methods.knn",
 }
 
 

@@ -1,0 +1,36 @@
+"""Shared machinery of the classical (trimap-propagation) matting methods.
+
+- :mod:`.trimap`: input checks and the split into foreground/background/unknown.
+- :mod:`.laplacian`: closed-form and KNN matting Laplacians as constrained
+  systems over the unknown pixels (compiled, with SciPy references).
+- :mod:`.knn_search`: exact KD-tree k-nearest-neighbour search.
+- :mod:`.solver`: preconditioned conjugate gradients (incomplete Cholesky,
+  AMG or Jacobi preconditioners).
+- :mod:`.foreground`: multi-level foreground estimation for clean cutouts.
+
+The methods themselves are plugins (``mattezoo_methods.closed_form``,
+``mattezoo_methods.knn``).
+"""
+
+from .foreground import estimate_foreground
+from .knn_search import knn_search
+from .laplacian import LinearSystem, cf_laplacian, cf_laplacian_system, knn_laplacian_system
+from .solver import PRECONDITIONERS, ConvergenceError, SolveInfo, make_preconditioner, solve_cg
+from .trimap import TrimapRegions, as_float_image, split_trimap
+
+__all__ = [
+    "PRECONDITIONERS",
+    "ConvergenceError",
+    "LinearSystem",
+    "SolveInfo",
+    "TrimapRegions",
+    "as_float_image",
+    "cf_laplacian",
+    "cf_laplacian_system",
+    "estimate_foreground",
+    "knn_laplacian_system",
+    "knn_search",
+    "make_preconditioner",
+    "solve_cg",
+    "split_trimap",
+]

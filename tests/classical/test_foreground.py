@@ -1,0 +1,97 @@
+"""Foreground estimation against the known F of photo composites, the compiled
+kernel against the NumPy reference, and side by side with pymatting."""
+
+import numpy as np
+import pytest
+import torch
+
+from composites import make_composite
+from tests.conftest import cpu_and_cuda
+from mattezoo.classical import estimate_foreground
+from mattezoo.classical import foreground as foreground_module
+from mattezoo.classical.foreground import estimate_foreground_reference
+from mattezoo.errors import InputError
+
+
+def foreground_error(fg: np.ndarray, c) -> float:
+    """Mean absolute colour error, weighted by alpha (where F is visible at all)."""
+    weight = c.alpha[..., None]
+    return float((np.abs(fg - c.foreground) * weight).sum() / (3 * weight.sum()))
+
+
+@pytest.fixture(scope="module")
+def composite():
+    return make_composite(96, 128, seed=2, foreground="astronaut", background="coffee")
+
+
+def test_recovers_known_foreground(composite):
+    c = composite
+    fg, bg = estimate_foreground(c.image, c.alpha, return_background=True)
+    assert fg.shape == bg.shape == c.image.shape and fg.dtype == np.float32
+    assert fg.min() >= 0 and fg.max() <= 1
+    error = foreground_error(fg, c)
+    naive = foreground_error(c.image, c)  # cutting out with F = I: the background bleeds in
+    assert error < 0.02
+    assert error < 0.8 * naive
+    # In the fractional band, where bleeding happens, the gain is largest.
+    band = (c.alpha > 0.05) & (c.alpha < 0.95)
+    assert np.abs(fg - c.foreground)[band].mean() < 0.6 * np.abs(c.image - c.foreground)[band].mean()
+    # The estimate explains the image: alpha F + (1 - alpha) B ~ I.
+    recomposed = c.alpha[..., None] * fg + (1 - c.alpha[..., None]) * bg
+    assert np.abs(recomposed - c.image).mean() < 0.01
+
+
+def test_compiled_kernel_matches_reference(composite, monkeypatch):
+    c = composite
+    fg, bg = estimate_foreground(c.image, c.alpha, return_background=True)
+    ref_fg, ref_bg = estimate_foreground_reference(c.image, c.alpha)
+    np.testing.assert_allclose(fg, ref_fg, atol=2e-4)
+    np.testing.assert_allclose(bg, ref_bg, atol=2e-4)
+    monkeypatch.setattr(foreground_module, "op_loaded", lambda name: False)
+    np.testing.assert_allclose(estimate_foreground(c.image, c.alpha), ref_fg, atol=0)
+
+
+@pytest.mark.parametrize("shape", [(1, 1), (1, 7), (5, 1), (33, 17)])
+def test_odd_sizes(shape):
+    rng = np.random.default_rng(0)
+    image = rng.uniform(size=(*shape, 3))
+    alpha = rng.uniform(size=shape)
+    fg = estimate_foreground(image, alpha)
+    ref, _ = estimate_foreground_reference(image, alpha)
+    assert fg.shape == (*shape, 3)
+    np.testing.assert_allclose(fg, ref, atol=2e-4)
+
+
+def test_matches_pymatting_error(composite):
+    pymatting = pytest.importorskip("pymatting")
+    c = composite
+    ours = foreground_error(estimate_foreground(c.image, c.alpha), c)
+    theirs = foreground_error(pymatting.estimate_foreground_ml(c.image, c.alpha), c)
+    assert ours <= theirs * 1.05 + 1e-4
+
+
+def test_input_errors(composite):
+    c = composite
+    with pytest.raises(InputError, match="must match"):
+        estimate_foreground(c.image, c.alpha[:-1])
+    with pytest.raises(InputError, match=r"\[0,1\]"):
+        estimate_foreground(c.image, c.alpha * 2)
+    with pytest.raises(InputError, match="NaN"):
+        estimate_foreground(c.image, np.full(c.alpha.shape, np.nan))
+    with pytest.raises(InputError, match="H×W×3"):
+        estimate_foreground(c.image[..., 0], c.alpha)
+    with pytest.raises(InputError, match="n_big_iterations"):
+        estimate_foreground(c.image, c.alpha, n_big_iterations=-1)
+    with pytest.raises(InputError, match="cannot both be 0"):
+        estimate_foreground(c.image, c.alpha, regularization=0, gradient_weight=0)
+
+
+@pytest.mark.parametrize("device", cpu_and_cuda())
+def test_op_runs_on_device(device, composite):
+    c = composite
+    image = torch.from_numpy(c.image.astype(np.float32)).to(device)
+    alpha = torch.from_numpy(c.alpha.astype(np.float32)).to(device)
+    fg, _ = torch.ops.mattezoo.estimate_foreground_ml(image, alpha, 1e-5, 10, 2, 32, 1.0)
+    assert fg.device.type == device
+    ref, _ = estimate_foreground_reference(c.image, c.alpha)
+    np.testing.assert_allclose(fg.cpu().numpy(), ref, atol=2e-4)
