@@ -17,7 +17,7 @@ from typing import NamedTuple
 import torch
 from torch import nn
 
-from mattezoo.errors import InvalidOptionError
+from mattezoo.errors import InputError, InvalidOptionError
 
 from . import inference
 from .decoder import R34_LAYOUT, DecoderMixin, DecoderOutput, EncoderFeatures
@@ -51,6 +51,7 @@ class P3MMattingModel(nn.Module):
     """
 
     def _init_matting(self, strategy: str, max_side: int) -> None:
+        """Store the test-time options (called at the end of a subclass's ``__init__``)."""
         self.strategy = inference.check_strategy(strategy)
         self.max_side = inference.check_max_side(max_side)
 
@@ -93,8 +94,6 @@ class P3MMattingModel(nn.Module):
     def infer(self, image: torch.Tensor, trimap: torch.Tensor | None = None) -> torch.Tensor:
         """The alpha [B,1,H,W] of ``image`` [B,3,H,W] in [0,1], any size, by the configured strategy."""
         if trimap is not None:
-            from mattezoo.errors import InputError
-
             raise InputError("P3M-Net is trimap-free and takes no trimap; call it without one")
         return self.infer_details(image).alpha
 

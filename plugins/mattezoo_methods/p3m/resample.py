@@ -11,8 +11,6 @@ our numbers those of the official evaluation rather than merely close to them.
 
 from __future__ import annotations
 
-import math
-
 import torch
 import torch.nn.functional as F
 
