@@ -25,6 +25,9 @@ def add_parser(sub):
                    help="a method option, e.g. -o radius=2 (values are Python literals; repeatable)")
     p.add_argument("--out", default="mattezoo-predictions", help="output folder (default: %(default)s)")
     p.add_argument("--overwrite", action="store_true", help="replace existing output files")
+    p.add_argument("--cutout", action="store_true",
+                   help="also write NAME_cutout.png, an RGBA cutout whose colours come from multi-level "
+                        "foreground estimation (no background bleeding)")
     return p
 
 
@@ -40,6 +43,17 @@ def parse_options(pairs: list[str]) -> dict:
             value = raw  # a bare word such as strategy=hybrid
         options[key.strip()] = value
     return options
+
+
+def cutout_rgba(image, alpha):
+    """``H×W×4`` uint8 RGBA: estimated foreground colours with ``alpha`` as opacity."""
+    import numpy as np
+
+    from ..classical import estimate_foreground
+
+    foreground = estimate_foreground(image, alpha)
+    rgba = np.concatenate([foreground, alpha[..., None]], axis=2)
+    return (np.clip(rgba, 0, 1) * 255.0).round().astype(np.uint8)
 
 
 def _pairs(args) -> list[tuple[Path, Path | None]]:
@@ -90,8 +104,11 @@ def run(args) -> int:
             skipped += 1
             continue
         try:
-            alpha = predict(method, read_image(image_path), trimap_path)
+            image = read_image(image_path)
+            alpha = predict(method, image, trimap_path)
             write_png(target, alpha)
+            if args.cutout:
+                write_png(out / f"{image_path.stem}_cutout.png", cutout_rgba(image, alpha))
             written += 1
         except MattezooError as exc:
             failed.append((image_path, exc))

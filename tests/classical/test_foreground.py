@@ -95,3 +95,32 @@ def test_op_runs_on_device(device, composite):
     assert fg.device.type == device
     ref, _ = estimate_foreground_reference(c.image, c.alpha)
     np.testing.assert_allclose(fg.cpu().numpy(), ref, atol=2e-4)
+
+
+def test_predict_cli_writes_clean_cutouts(tmp_path):
+    from mattezoo.cli import main
+    from mattezoo.images import read_gray, write_png
+
+    c = make_composite(48, 64, seed=4)
+    write_png(tmp_path / "photo.png", (c.image * 255).round().astype(np.uint8))
+    write_png(tmp_path / "photo_trimap.png", c.trimap)
+    out = tmp_path / "out"
+    argv = ["predict", str(tmp_path / "photo.png"), "--method", "closed_form", "--trimap", str(tmp_path / "photo_trimap.png"),
+            "--out", str(out), "--cutout"]
+    assert main(argv) == 0
+    import cv2
+
+    rgba = cv2.cvtColor(cv2.imread(str(out / "photo_cutout.png"), cv2.IMREAD_UNCHANGED), cv2.COLOR_BGRA2RGBA) / 255.0
+    alpha = read_gray(out / "photo.png") / 255.0
+    np.testing.assert_array_equal(rgba[..., 3], alpha)
+    # The colours are the estimated foreground (whose quality the tests above check), not the raw image.
+    image8 = (c.image * 255).round().astype(np.uint8)
+    expected = estimate_foreground(image8, mattezoo_predict_alpha(image8, c.trimap))
+    np.testing.assert_allclose(rgba[..., :3], expected, atol=1 / 255 + 1e-6)
+    assert np.abs(rgba[..., :3] - image8 / 255.0)[(alpha > 0) & (alpha < 1)].mean() > 0.01
+
+
+def mattezoo_predict_alpha(image8, trimap):
+    import mattezoo
+
+    return mattezoo.predict("closed_form", image8, trimap)
