@@ -10,7 +10,8 @@ TORCH_LIBRARY_FRAGMENT(mattezoo, m) {
   // matrix: left-looking column Cholesky that drops every |L_ij| <=
   // drop_tolerance (0 keeps all fill-in, a complete factorisation). The
   // diagonal of A is scaled by (1 + shift). Returns L column-wise (CSC,
-  // diagonal first in each column) and a status: -1 on success, the column of
+  // diagonal first in each column; int64 indptr, int32 rows, float32 values)
+  // and a status: -1 on success, the column of
   // the first non-positive pivot, or -2 when L would exceed max_nnz entries.
   m.def(
       "ichol(Tensor indptr, Tensor indices, Tensor values, float drop_tolerance, float shift, int max_nnz)"

@@ -34,7 +34,9 @@ def knn_search(data: np.ndarray, k: int, queries: np.ndarray | None = None, *, l
     if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 1 <= k <= data.shape[0]:
         raise InputError(f"k must be an int in [1, {data.shape[0]}] (the number of points), got {k!r}")
     if op_loaded("knn_search"):
-        indices, sqdist = torch.ops.mattezoo.knn_search(torch.from_numpy(data), torch.from_numpy(queries), int(k), int(leaf_size))
+        data_t = torch.from_numpy(data)
+        queries_t = data_t if queries is data else torch.from_numpy(queries)  # same tensor: the kernel's self-query path
+        indices, sqdist = torch.ops.mattezoo.knn_search(data_t, queries_t, int(k), int(leaf_size))
         return indices.numpy(), sqdist.numpy()
     from scipy.spatial import cKDTree
 

@@ -36,6 +36,9 @@ class KdTree {
       for (int d = 0; d < D; ++d) points_[i * D + d] = data[order_[i] * D + d];
   }
 
+  // Original index of the i-th point in tree order (leaf by leaf).
+  int64_t point_at(int64_t i) const { return order_[i]; }
+
   // The k nearest points of q, ascending: squared distances and original indices.
   void query(const float* q, int64_t k, float* best_d, int64_t* best_i) const {
     std::fill(best_d, best_d + k, std::numeric_limits<float>::infinity());
@@ -111,8 +114,14 @@ template <int D>
 void run_search(const float* data, int64_t n, const float* queries, int64_t m, int64_t k, int64_t leaf_size,
                 int64_t* indices, float* sqdist) {
   const KdTree<D> tree(data, n, leaf_size);
+  // When the queries are the data points, answer them in tree order:
+  // consecutive queries are then neighbours and walk the same, cached leaves.
+  const bool self_query = queries == data && m == n;
   at::parallel_for(0, m, 512, [&](int64_t begin, int64_t end) {
-    for (int64_t i = begin; i < end; ++i) tree.query(queries + i * D, k, sqdist + i * k, indices + i * k);
+    for (int64_t t = begin; t < end; ++t) {
+      const int64_t i = self_query ? tree.point_at(t) : t;
+      tree.query(queries + i * D, k, sqdist + i * k, indices + i * k);
+    }
   });
 }
 
@@ -124,7 +133,7 @@ std::tuple<at::Tensor, at::Tensor> knn_search_cpu(const at::Tensor& data_in, con
   TORCH_CHECK(dims >= 1 && dims <= 8, "knn_search: 1 to 8 dimensions are supported, got ", dims);
   TORCH_CHECK(k >= 1 && k <= n, "knn_search: k must be in [1, ", n, "], got ", k);
   const auto data = data_in.to(at::kFloat).contiguous();
-  const auto queries = queries_in.to(at::kFloat).contiguous();
+  const auto queries = queries_in.is_same(data_in) ? data : queries_in.to(at::kFloat).contiguous();
   auto indices = at::empty({m, k}, at::kLong);
   auto sqdist = at::empty({m, k}, at::kFloat);
   const float* d = data.data_ptr<float>();

@@ -133,34 +133,48 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, int64_t> ichol_cpu(const at::Tens
       link[j] = head[i_first], head[i_first] = j;
     }
   }
-  if (status != -1) return {at::empty({0}, at::kLong), at::empty({0}, at::kLong), at::empty({0}, at::kDouble), status};
+  if (status != -1) return {at::empty({0}, at::kLong), at::empty({0}, at::kInt), at::empty({0}, at::kFloat), status};
+  // The factor is only a preconditioner: it is stored with int32 rows and
+  // float32 values, which halves the memory traffic of every triangular solve
+  // (the solves accumulate in float64, and CG itself stays in float64).
+  TORCH_CHECK(n < (int64_t{1} << 31), "ichol: more than 2^31 rows are not supported");
   auto l_ptr_t = at::empty({n + 1}, at::kLong);
-  auto l_row_t = at::empty({static_cast<int64_t>(l_row.size())}, at::kLong);
-  auto l_val_t = at::empty({static_cast<int64_t>(l_val.size())}, at::kDouble);
+  auto l_row_t = at::empty({static_cast<int64_t>(l_row.size())}, at::kInt);
+  auto l_val_t = at::empty({static_cast<int64_t>(l_val.size())}, at::kFloat);
   std::copy(l_ptr.begin(), l_ptr.end(), l_ptr_t.data_ptr<int64_t>());
-  std::copy(l_row.begin(), l_row.end(), l_row_t.data_ptr<int64_t>());
-  std::copy(l_val.begin(), l_val.end(), l_val_t.data_ptr<double>());
+  std::transform(l_row.begin(), l_row.end(), l_row_t.data_ptr<int32_t>(), [](int64_t r) { return static_cast<int32_t>(r); });
+  std::transform(l_val.begin(), l_val.end(), l_val_t.data_ptr<float>(), [](double v) { return static_cast<float>(v); });
   return {l_ptr_t, l_row_t, l_val_t, -1};
 }
 
-// x = (L L^T)^-1 b with L in CSC, diagonal first in each column.
-at::Tensor ichol_solve_cpu(const at::Tensor& indptr, const at::Tensor& indices, const at::Tensor& values, const at::Tensor& b) {
-  const CsrInput in = csr_input("ichol_solve", indptr, indices, values);
-  const Csr l = in.view();
-  TORCH_CHECK(b.dim() == 1 && b.numel() == l.n, "ichol_solve: b must be 1-D with ", l.n, " entries");
+// x = (L L^T)^-1 b with L from ichol: CSC, diagonal first in each column,
+// int32 rows and float32 values.
+at::Tensor ichol_solve_cpu(const at::Tensor& indptr_in, const at::Tensor& indices_in, const at::Tensor& values_in, const at::Tensor& b) {
+  TORCH_CHECK(indptr_in.dim() == 1 && indptr_in.numel() >= 1, "ichol_solve: indptr must be 1-D with N+1 entries");
+  TORCH_CHECK(indices_in.scalar_type() == at::kInt && values_in.scalar_type() == at::kFloat,
+              "ichol_solve: expects the int32 indices and float32 values that ichol returns");
+  const auto indptr = indptr_in.to(at::kLong).contiguous();
+  const auto indices = indices_in.contiguous();
+  const auto values = values_in.contiguous();
+  const int64_t n = indptr.numel() - 1;
+  const int64_t* ptr = indptr.data_ptr<int64_t>();
+  const int32_t* row = indices.data_ptr<int32_t>();
+  const float* val = values.data_ptr<float>();
+  TORCH_CHECK(ptr[n] == indices.numel() && indices.numel() == values.numel(), "ichol_solve: indptr does not match the factor");
+  TORCH_CHECK(b.dim() == 1 && b.numel() == n, "ichol_solve: b must be 1-D with ", n, " entries");
   auto x = b.to(at::kDouble).contiguous().clone();
   double* xs = x.data_ptr<double>();
   // Forward, L y = b: finish y_j, then push it down column j.
-  for (int64_t j = 0; j < l.n; ++j) {
-    const double yj = xs[j] / l.val[l.ptr[j]];
+  for (int64_t j = 0; j < n; ++j) {
+    const double yj = xs[j] / val[ptr[j]];
     xs[j] = yj;
-    for (int64_t p = l.ptr[j] + 1; p < l.ptr[j + 1]; ++p) xs[l.col[p]] -= l.val[p] * yj;
+    for (int64_t p = ptr[j] + 1; p < ptr[j + 1]; ++p) xs[row[p]] -= val[p] * yj;
   }
   // Backward, L^T x = y: row j of L^T is column j of L.
-  for (int64_t j = l.n - 1; j >= 0; --j) {
+  for (int64_t j = n - 1; j >= 0; --j) {
     double s = xs[j];
-    for (int64_t p = l.ptr[j] + 1; p < l.ptr[j + 1]; ++p) s -= l.val[p] * xs[l.col[p]];
-    xs[j] = s / l.val[l.ptr[j]];
+    for (int64_t p = ptr[j] + 1; p < ptr[j + 1]; ++p) s -= val[p] * xs[row[p]];
+    xs[j] = s / val[ptr[j]];
   }
   return x;
 }
