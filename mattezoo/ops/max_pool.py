@@ -83,14 +83,16 @@ if op_loaded("max_pool2d_with_indices"):
         out_h = (h + 2 * padding[0] - kernel_size[0]) // stride[0] + 1
         out_w = (w + 2 * padding[1] - kernel_size[1]) // stride[1] + 1
         fmt = suggest_memory_format(input)
-        values = input.new_empty((n, c, out_h, out_w), memory_format=fmt)
-        indices = input.new_empty((n, c, out_h, out_w), dtype=index_dtype, memory_format=fmt)
+        shape = (n, c, out_h, out_w)
+        values = torch.empty(shape, dtype=input.dtype, device=input.device, memory_format=fmt)
+        indices = torch.empty(shape, dtype=index_dtype, device=input.device, memory_format=fmt)
         return values, indices
 
     @torch.library.register_fake("mattezoo::_max_pool2d_backward")
     def _max_pool2d_backward_fake(grad, indices, input_size, kernel_size, stride, padding):
         n, c = grad.shape[:2]
-        return grad.new_empty((n, c, input_size[0], input_size[1]), memory_format=suggest_memory_format(indices))
+        shape = (n, c, input_size[0], input_size[1])
+        return torch.empty(shape, dtype=grad.dtype, device=grad.device, memory_format=suggest_memory_format(indices))
 
     def _setup_context(ctx, inputs, output):
         input, kernel_size, stride, padding, _ = inputs

@@ -79,11 +79,13 @@ if op_loaded("max_unpool2d"):
     @torch.library.register_fake("mattezoo::max_unpool2d")
     def _max_unpool2d_fake(input, indices, output_size):
         n, c = input.shape[:2]
-        return input.new_empty((n, c, output_size[0], output_size[1]), memory_format=suggest_memory_format(input))
+        shape = (n, c, output_size[0], output_size[1])
+        return torch.empty(shape, dtype=input.dtype, device=input.device, memory_format=suggest_memory_format(input))
 
     @torch.library.register_fake("mattezoo::_max_unpool2d_backward")
     def _max_unpool2d_backward_fake(grad, indices):
-        return grad.new_empty(indices.shape, memory_format=suggest_memory_format(indices))
+        fmt = suggest_memory_format(indices)
+        return torch.empty(indices.shape, dtype=grad.dtype, device=grad.device, memory_format=fmt)
 
     def _setup_context(ctx, inputs, output):
         _, indices, _ = inputs

@@ -12,17 +12,27 @@ import torch.nn.functional as F
 
 
 def max_unpool2d(input: torch.Tensor, indices: torch.Tensor, output_size: tuple[int, int]) -> torch.Tensor:
-    """``F.max_unpool2d`` with "last write wins" in raster order, on every device.
+    """``F.max_unpool2d`` with "last write wins" in raster order, deterministic on every device.
 
-    On CPU this is aten's kernel, which writes each channel plane in raster order,
-    so where two inputs target one output the later one wins. aten's CUDA kernel
-    makes no such promise; elsewhere the winner is chosen explicitly as the
-    largest raster position per target (a max, which is order independent).
+    aten's kernels are not used: its CUDA kernel makes no promise where indices
+    repeat, and its CPU kernel may split a channel plane between threads, after
+    which repeats that straddle the split resolve differently run to run.
     """
-    out_h, out_w = output_size
-    if input.device.type == "cpu":
-        return torch.ops.aten.max_unpool2d(input, indices.long(), [out_h, out_w])
-    return unpool_last_write_wins(input, indices, (out_h, out_w))
+    return _UnpoolLastWriteWins.apply(input, indices, tuple(output_size))
+
+
+class _UnpoolLastWriteWins(torch.autograd.Function):
+    """Gives the reference torch's gradient: every input, overwritten or not, gets ``grad`` at its index."""
+
+    @staticmethod
+    def forward(ctx, input, indices, output_size):
+        ctx.save_for_backward(indices)
+        return unpool_last_write_wins(input, indices, output_size)
+
+    @staticmethod
+    def backward(ctx, grad):
+        (indices,) = ctx.saved_tensors
+        return max_unpool2d_backward(grad, indices), None, None
 
 
 def unpool_last_write_wins(input: torch.Tensor, indices: torch.Tensor, output_size: tuple[int, int]) -> torch.Tensor:
