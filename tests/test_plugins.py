@@ -139,3 +139,14 @@ def test_registering_the_same_plugin_name_twice_is_a_failure_not_a_crash():
     assert pm.register_plugin(ToyPlugin(TINY), "dup")
     with pytest.warns(RuntimeWarning, match="'dup'"):
         assert not pm.register_plugin(ToyPlugin(TINY), "dup")
+
+
+def test_builtin_plugins_match_the_declared_entry_points():
+    import tomllib
+
+    pyproject = tomllib.loads((Path(__file__).parents[1] / "pyproject.toml").read_text())
+    declared = pyproject["project"]["entry-points"]["mattezoo"]
+    assert declared == mattezoo.plugins.BUILTIN_PLUGINS
+    pm = make_plugin_manager(entry_points=False, blocked=[])
+    assert not pm.failures, [f.error for f in pm.failures]
+    assert sorted(pm.info) == sorted(declared)
