@@ -85,7 +85,7 @@ def matvec(matrix: scipy.sparse.csr_matrix) -> Callable[[np.ndarray], np.ndarray
 
 
 def ichol_preconditioner(matrix, *, drop_tolerance: float = 1e-4, shifts=ICHOL_SHIFTS, reorder: bool = True,
-                         max_fill: float = 40.0) -> Preconditioner:
+                         scale: bool = True, max_fill: float = 40.0) -> Preconditioner:
     """``r -> (L Lᵀ)⁻¹ r`` for a threshold incomplete Cholesky factor of ``matrix`` (SPD).
 
     :param drop_tolerance: entries of L with ``|L_ij| <= drop_tolerance`` are
@@ -93,6 +93,8 @@ def ichol_preconditioner(matrix, *, drop_tolerance: float = 1e-4, shifts=ICHOL_S
     :param shifts: relative diagonal shifts tried in turn when a pivot fails.
     :param reorder: factor in reverse Cuthill-McKee order, which shrinks the
         profile of the banded unknown regions of a trimap and with it the fill.
+    :param scale: factor the unit-diagonal ``D^-1/2 A D^-1/2`` (drop
+        tolerance relative to the diagonal) instead of ``A`` itself.
     :param max_fill: give up when L would hold more than ``max_fill × nnz(A)`` entries.
     """
     matrix = _as_csr(matrix)
@@ -106,7 +108,7 @@ def ichol_preconditioner(matrix, *, drop_tolerance: float = 1e-4, shifts=ICHOL_S
     diag = matrix.diagonal()
     if not (diag > 0).all():
         raise ConvergenceError("incomplete Cholesky needs a positive diagonal; the matrix is not positive definite")
-    scale = 1.0 / np.sqrt(diag)
+    scale = 1.0 / np.sqrt(diag) if scale else np.ones(n)
     perm = scipy.sparse.csgraph.reverse_cuthill_mckee(matrix, symmetric_mode=True).astype(np.int64) if reorder and n > 1 else None
     matrix = _scaled_permuted(matrix, scale, perm)
     indptr, indices, values = _torch_csr(matrix)
