@@ -229,7 +229,7 @@ def test_portable_cpu_path_agrees_with_vectorised(monkeypatch):
     fast = evaluate(pred, gt, trimap)
     monkeypatch.setenv("MATTEZOO_CPU_BASELINE", "1")
     portable = evaluate(pred, gt, trimap)
-    assert portable["GRAD"] == pytest.approx(fast["GRAD"], rel=1e-12)
+    assert portable["GRAD"] == pytest.approx(fast["GRAD"], rel=1e-6)  # float32 filter, FMA or not
     assert_metrics_close(portable, fast)
 
 

@@ -15,7 +15,8 @@
 #include "ops/matting_metrics.h"
 
 #include <ATen/Dispatch.h>
-#include <ATen/cuda/CUDAContext.h>
+#include <c10/cuda/CUDAException.h>
+#include <c10/cuda/CUDAStream.h>
 #include <ATen/ops/empty.h>
 #include <ATen/ops/zeros.h>
 #include <c10/cuda/CUDAGuard.h>
@@ -67,7 +68,7 @@ __global__ void sum_partials_kernel(const double* partials, int blocks, int nv, 
 at::Tensor finish_sums(const at::Tensor& partials, int64_t B, int blocks, int nv) {
   at::Tensor out = at::empty({B, nv}, partials.options());
   const int total = static_cast<int>(B * nv);
-  sum_partials_kernel<<<(total + 127) / 128, 128, 0, at::cuda::getCurrentCUDAStream()>>>(
+  sum_partials_kernel<<<(total + 127) / 128, 128, 0, c10::cuda::getCurrentCUDAStream()>>>(
       partials.data_ptr<double>(), blocks, nv, total, out.data_ptr<double>());
   C10_CUDA_KERNEL_LAUNCH_CHECK();
   return out;
@@ -115,7 +116,7 @@ at::Tensor alpha_errors_cuda(const at::Tensor& pred_in, const at::Tensor& gt_in,
   const int blocks = blocks_for(n);
   at::Tensor partials = at::empty({B, blocks, kAlphaErrorColumns}, f64);
   AT_DISPATCH_FLOATING_TYPES(pred.scalar_type(), "alpha_errors_cuda", [&] {
-    alpha_errors_kernel<scalar_t><<<dim3(blocks, B), kThreads, 0, at::cuda::getCurrentCUDAStream()>>>(
+    alpha_errors_kernel<scalar_t><<<dim3(blocks, B), kThreads, 0, c10::cuda::getCurrentCUDAStream()>>>(
         pred.data_ptr<scalar_t>(), gt.data_ptr<scalar_t>(), trimap.defined() ? trimap.data_ptr<uint8_t>() : nullptr,
         n, partials.data_ptr<double>());
     C10_CUDA_KERNEL_LAUNCH_CHECK();
@@ -223,7 +224,7 @@ at::Tensor gradient_error_cuda(const at::Tensor& pred_in, const at::Tensor& gt_i
   const int64_t B = pred.size(0), H = pred.size(1), W = pred.size(2), n = H * W;
   const auto f64 = pred.options().dtype(at::kDouble);
   if (B == 0 || n == 0) return at::zeros({B}, f64);
-  const auto stream = at::cuda::getCurrentCUDAStream();
+  const auto stream = c10::cuda::getCurrentCUDAStream();
   at::Tensor planes = at::empty({4, B, H, W}, f64);
   const int blocks = blocks_for(n);
   at::Tensor partials = at::empty({B, blocks, 1}, f64);
@@ -371,7 +372,7 @@ at::Tensor connectivity_error_cuda(const at::Tensor& pred_in, const at::Tensor& 
   const int64_t B = pred.size(0), H = pred.size(1), W = pred.size(2), n = H * W, total = B * n;
   const auto f64 = pred.options().dtype(at::kDouble);
   if (total == 0) return at::zeros({B}, f64);
-  const auto stream = at::cuda::getCurrentCUDAStream();
+  const auto stream = c10::cuda::getCurrentCUDAStream();
   const int flat_blocks = static_cast<int>(std::min<int64_t>(65535, (total + kThreads - 1) / kThreads));
   const int blocks = blocks_for(n);
   at::Tensor lev = at::empty({total}, pred.options().dtype(at::kChar));
