@@ -10,6 +10,7 @@ that pip does not fetch a second copy of torch into an isolated environment.
 import glob
 import os
 import shutil
+import sys
 
 ROOT = os.path.dirname(os.path.abspath(__file__))
 
@@ -72,7 +73,10 @@ def get_extensions():
     sources = _sources("csrc/*.cpp") + _sources("csrc/ops/*.cpp") + _sources("csrc/ops/cpu/*.cpp")
     opt = ["-O0", "-g"] if debug else ["-O3"]
     # No -std flag: torch picks the standard its headers need (C++20 for 2.14, C++17 for older).
-    extra = {"cxx": opt}
+    # at::parallel_for runs serially in code compiled without OpenMP; with it,
+    # the extension shares torch's libgomp (same soname, already loaded).
+    omp = ["-fopenmp"] if sys.platform.startswith("linux") else []
+    extra = {"cxx": opt + omp}
     define_macros = []
     if with_cuda:
         sources += _sources("csrc/cuda/*.cu") + _sources("csrc/ops/cuda/*.cu")
@@ -88,6 +92,7 @@ def get_extensions():
             include_dirs=[os.path.join(ROOT, "csrc")],
             define_macros=define_macros,
             extra_compile_args=extra,
+            extra_link_args=omp,
         )
     ]
 
