@@ -99,15 +99,15 @@ def ichol_preconditioner(matrix, *, drop_tolerance: float = 1e-4, shifts=ICHOL_S
     """
     matrix = _as_csr(matrix)
     n = matrix.shape[0]
+    diag = matrix.diagonal()
+    if not (diag > 0).all():
+        raise ConvergenceError("incomplete Cholesky needs a positive diagonal; the matrix is not positive definite")
     if not op_loaded("ichol"):
         # SciPy's threshold ILU: also a real incomplete factorisation, slower.
         ilu = scipy.sparse.linalg.spilu(matrix.tocsc(), drop_tol=drop_tolerance, fill_factor=10)
         return ilu.solve
     # Factor the unit-diagonal D^-1/2 A D^-1/2, so that one drop tolerance
     # means the same for every Laplacian's scale: M^-1 = D^-1/2 (L L^T)^-1 D^-1/2.
-    diag = matrix.diagonal()
-    if not (diag > 0).all():
-        raise ConvergenceError("incomplete Cholesky needs a positive diagonal; the matrix is not positive definite")
     scale = 1.0 / np.sqrt(diag) if scale else np.ones(n)
     perm = scipy.sparse.csgraph.reverse_cuthill_mckee(matrix, symmetric_mode=True).astype(np.int64) if reorder and n > 1 else None
     matrix = _scaled_permuted(matrix, scale, perm)
