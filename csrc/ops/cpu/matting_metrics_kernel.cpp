@@ -513,22 +513,29 @@ std::array<scalar_t, kConnLevels + 1> threshold_table() {
   return table;
 }
 
-// lev = #{i : pred >= t_i and gt >= t_i}, the thresholds being nested.
+// lev = #{i : pred >= t_i and gt >= t_i}, the thresholds being nested; also
+// at_least[i] += #{pixels with lev >= i} (integer sums: the loop vectorises).
 template <typename scalar_t>
 MZ_ALWAYS_INLINE void level_row_impl(const scalar_t* p, const scalar_t* g, int64_t n,
-                                     const std::array<scalar_t, kConnLevels + 1>& t, int8_t* out) {
+                                     const std::array<scalar_t, kConnLevels + 1>& t, int8_t* out, int32_t* at_least) {
+  int32_t cum[kConnLevels + 1] = {};
   for (int64_t c = 0; c < n; ++c) {
     const scalar_t lo = std::min(p[c], g[c]);  // NaN: min may pick either; the checks reject NaN anyway
     int8_t lv = 0;
-    for (int i = 1; i <= kConnLevels; ++i) lv += lo >= t[i] ? 1 : 0;
+    for (int i = 1; i <= kConnLevels; ++i) {
+      const int8_t ge = lo >= t[i] ? 1 : 0;
+      lv += ge;
+      cum[i] += ge;
+    }
     out[c] = lv;
   }
+  for (int i = 1; i <= kConnLevels; ++i) at_least[i] = cum[i];
 }
 
 template <typename scalar_t>
 void level_row_generic(const scalar_t* p, const scalar_t* g, int64_t n, const std::array<scalar_t, kConnLevels + 1>& t,
-                       int8_t* out) {
-  level_row_impl(p, g, n, t, out);
+                       int8_t* out, int32_t* at_least) {
+  level_row_impl(p, g, n, t, out, at_least);
 }
 
 // Σ |phi(pred) - phi(gt)| over a row, phi(x) = 1 - d·[d >= 0.15], d = x - l.
@@ -559,8 +566,8 @@ double phi_row_generic(const scalar_t* p, const scalar_t* g, const double* l, co
 #if MZ_HAVE_AVX2_PATH
 template <typename scalar_t>
 MZ_TARGET_AVX2 void level_row_avx2(const scalar_t* p, const scalar_t* g, int64_t n,
-                                   const std::array<scalar_t, kConnLevels + 1>& t, int8_t* out) {
-  level_row_impl(p, g, n, t, out);
+                                   const std::array<scalar_t, kConnLevels + 1>& t, int8_t* out, int32_t* at_least) {
+  level_row_impl(p, g, n, t, out, at_least);
 }
 template <typename scalar_t>
 MZ_TARGET_AVX2 double phi_row_avx2(const scalar_t* p, const scalar_t* g, const double* l, const uint8_t* t, int64_t n) {
@@ -597,23 +604,20 @@ double conn_image(const scalar_t* P, const scalar_t* G, const uint8_t* T, int64_
 
   std::fill(lev, lev + Wp, 0);
   std::fill(lev + (H + 1) * Wp, lev + Np, 0);
-  // Levels, and per row how many pixels have each level (vectorisable counts:
-  // a histogram increment per pixel would serialise on store forwarding).
+  // Levels, and per row how many pixels have each level (counted as "at least
+  // level i" in the same vectorised pass, then differenced).
   std::vector<int32_t> row_count(static_cast<size_t>(H * (kConnLevels + 1)));
   at::parallel_for(0, H, 64, [&](int64_t begin, int64_t end) {
     for (int64_t y = begin; y < end; ++y) {
       int8_t* row = lev + (y + 1) * Wp;
       row[0] = row[W + 1] = 0;
+      int32_t* count = row_count.data() + y * (kConnLevels + 1);
 #if MZ_HAVE_AVX2_PATH
-      if (avx2) level_row_avx2(P + y * W, G + y * W, W, thresholds, row + 1);
+      if (avx2) level_row_avx2(P + y * W, G + y * W, W, thresholds, row + 1, count);
       else
 #endif
-        level_row_generic(P + y * W, G + y * W, W, thresholds, row + 1);
-      for (int i = 1; i <= kConnLevels; ++i) {
-        int32_t n = 0;
-        for (int64_t c = 1; c <= W; ++c) n += row[c] == i;
-        row_count[y * (kConnLevels + 1) + i] = n;
-      }
+        level_row_generic(P + y * W, G + y * W, W, thresholds, row + 1, count);
+      for (int i = 1; i < kConnLevels; ++i) count[i] -= count[i + 1];
     }
   });
 
@@ -665,10 +669,10 @@ double conn_image(const scalar_t* P, const scalar_t* G, const uint8_t* T, int64_
       best_root = root;
     }
   };
-  auto unite = [&](int32_t a, int32_t b, int level) {
-    a = find(a);
-    b = find(b);
-    if (a == b) return;
+  // Joins the set of `other` to the set whose root is `a`; returns the root of the union.
+  auto unite = [&](int32_t a, int32_t other, int level) {
+    int32_t b = find(other);
+    if (a == b) return a;
     if (parent[a] > parent[b] || (parent[a] == parent[b] && a > b)) std::swap(a, b);  // a: the larger
     const int32_t first = std::min(tparent[a], tparent[b]);
     parent[a] += parent[b];
@@ -677,6 +681,7 @@ double conn_image(const scalar_t* P, const scalar_t* G, const uint8_t* T, int64_
     tlevel[b] = static_cast<int8_t>(level);
     tparent[a] = first;
     consider(a);
+    return a;
   };
 
   std::array<int32_t, kConnLevels + 2> largest;  // R[i]; -1 where M_i is empty
@@ -690,10 +695,11 @@ double conn_image(const scalar_t* P, const scalar_t* G, const uint8_t* T, int64_
       consider(q);
       // Same-level neighbours count once: left and up are already in, right
       // and down only if they were added at a higher level.
-      if (lev[q - 1] >= i) unite(q, q - 1, i);
-      if (lev[q - Wp] >= i) unite(q, static_cast<int32_t>(q - Wp), i);
-      if (lev[q + 1] > i) unite(q, q + 1, i);
-      if (lev[q + Wp] > i) unite(q, static_cast<int32_t>(q + Wp), i);
+      int32_t root = q;  // q's root as the unions go on
+      if (lev[q - 1] >= i) root = unite(root, q - 1, i);
+      if (lev[q - Wp] >= i) root = unite(root, static_cast<int32_t>(q - Wp), i);
+      if (lev[q + 1] > i) root = unite(root, q + 1, i);
+      if (lev[q + Wp] > i) unite(root, static_cast<int32_t>(q + Wp), i);
     }
     largest[i] = best_root;
   }
@@ -706,12 +712,10 @@ double conn_image(const scalar_t* P, const scalar_t* G, const uint8_t* T, int64_
     std::vector<double> l_row(static_cast<size_t>(W));
     for (int64_t y = begin; y < end; ++y) {
       const int8_t* lev_row = lev + (y + 1) * Wp + 1;
+      std::fill(l_row.begin(), l_row.end(), l_background);
       for (int64_t c = 0; c < W; ++c) {
         const int lv = lev_row[c];
-        if (lv == 0) {
-          l_row[c] = l_background;
-          continue;
-        }
+        if (lv == 0) continue;
         int k = kConnLevels + 1;  // first mismatch, none yet
         int32_t node = static_cast<int32_t>((y + 1) * Wp + c + 1);
         int hi = lv;
