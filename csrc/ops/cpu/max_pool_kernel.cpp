@@ -66,30 +66,33 @@ void pool_nchw_k3s2p1(const at::Tensor& input, at::Tensor& values, at::Tensor& i
   scalar_t* ov = values.mutable_data_ptr<scalar_t>();
   index_t* oi = indices.mutable_data_ptr<index_t>();
   const int64_t grain = std::max<int64_t>(1, 65536 / std::max<int64_t>(1, H * W));
+  // Positions are tracked in int32 (the caller guarantees H * W fits) and widened
+  // on store: int64 lanes would halve the vector width of the combine loops.
+  using pos_t = int32_t;
   at::parallel_for(0, planes, grain, [&](int64_t begin, int64_t end) {
     // Horizontal bests of rows 2*oy-1 (prev), 2*oy (mid), 2*oy+1 (next).
     std::vector<acc_t> bv(3 * oW);
-    std::vector<index_t> bi(3 * oW);
+    std::vector<pos_t> bi(3 * oW);
     acc_t *prev_v = bv.data(), *mid_v = prev_v + oW, *next_v = mid_v + oW;
-    index_t *prev_i = bi.data(), *mid_i = prev_i + oW, *next_i = mid_i + oW;
+    pos_t *prev_i = bi.data(), *mid_i = prev_i + oW, *next_i = mid_i + oW;
     for (int64_t p = begin; p < end; ++p) {
       const scalar_t* plane = in + p * H * W;
       scalar_t* pv = ov + p * oH * oW;
       index_t* pi = oi + p * oH * oW;
       for (int64_t oy = 0; oy < oH; ++oy) {
         const int64_t r = 2 * oy;  // always < H for kernel 3, padding 1
-        row_triples(plane + r * W, static_cast<index_t>(r * W), W, oW, mid_v, mid_i);
+        row_triples(plane + r * W, static_cast<pos_t>(r * W), W, oW, mid_v, mid_i);
         const bool has_next = r + 1 < H;
-        if (has_next) row_triples(plane + (r + 1) * W, static_cast<index_t>((r + 1) * W), W, oW, next_v, next_i);
+        if (has_next) row_triples(plane + (r + 1) * W, static_cast<pos_t>((r + 1) * W), W, oW, next_v, next_i);
         scalar_t* rv = pv + oy * oW;
         index_t* ri = pi + oy * oW;
         for (int64_t ox = 0; ox < oW; ++ox) {
           acc_t v = oy > 0 ? prev_v[ox] : mid_v[ox];
-          index_t i = oy > 0 ? prev_i[ox] : mid_i[ox];
+          pos_t i = oy > 0 ? prev_i[ox] : mid_i[ox];
           if (oy > 0) take_if_better(mid_v[ox], mid_i[ox], v, i);
           if (has_next) take_if_better(next_v[ox], next_i[ox], v, i);
           rv[ox] = static_cast<scalar_t>(v);
-          ri[ox] = i;
+          ri[ox] = static_cast<index_t>(i);
         }
         std::swap(prev_v, next_v);  // row 2*oy+1 is row 2*(oy+1)-1
         std::swap(prev_i, next_i);
@@ -196,7 +199,7 @@ std::tuple<at::Tensor, at::Tensor> max_pool2d_with_indices_cpu(const at::Tensor&
     AT_DISPATCH_INDEX_TYPES(index_dtype, "max_pool2d_with_indices_cpu", [&] {
       if (fmt == at::MemoryFormat::ChannelsLast) {
         pool_nhwc<scalar_t, index_t>(in, values, indices, g);
-      } else if (k3s2p1) {
+      } else if (k3s2p1 && in.size(2) * in.size(3) <= INT32_MAX) {
         pool_nchw_k3s2p1<scalar_t, index_t>(in, values, indices);
       } else {
         pool_nchw_generic<scalar_t, index_t>(in, values, indices, g);

@@ -1,13 +1,13 @@
 // CPU kernels of mattezoo::max_unpool2d and mattezoo::_max_unpool2d_backward.
 //
-// Forward is a gather: every output element is written exactly once, with the
-// candidate inputs whose stride-2 window covers it (at most 2 x 2, see
-// kUnpoolStride in max_unpool.h) checked in raster order so the last match
-// wins, as in aten's scatter. The gather counts its matches; when that count
-// falls short of the number of inputs, some index lies outside its window
-// (indices not from such a pool, or invalid ones) and that plane is redone as
-// zero-fill plus raster-order scatter with range checks, which is exact for
-// any indices. Both paths are deterministic.
+// NCHW forward: a raster-order scatter onto memory zeroed just ahead of it
+// (see scatter_plane_streaming). NHWC forward: a gather, vectorised over
+// channels, in which every output element is written once from the inputs
+// whose stride-2 window covers it (at most 2 x 2, see kUnpoolStride in
+// max_unpool.h), checked in raster order so the last match wins; it counts
+// its matches, and when some index lies outside its window the output is
+// redone as zero-fill plus raster-order scatter. All paths are exact for any
+// valid indices, deterministic, and reject out-of-range ones.
 #include "ops/max_unpool.h"
 
 #include <ATen/Dispatch.h>
@@ -28,85 +28,43 @@ static_assert(kUnpoolStride == 2 && kUnpoolReach == 1, "cover() below assumes st
 inline int64_t cover_lo(int64_t o) { return o / 2; }
 inline int64_t cover_hi(int64_t o) { return (o + 1) / 2; }
 
-// One output row of an NCHW plane from input rows r0 (and r1 > r0 when kTwoRows),
-// in raster priority order. Returns how many candidate indices matched.
-template <bool kTwoRows, typename scalar_t, typename index_t>
-int64_t gather_row(const scalar_t* v0, const index_t* i0, const scalar_t* v1, const index_t* i1, scalar_t* out,
-                   int64_t W, int64_t oW, int64_t row_base) {
-  const scalar_t zero(0);
-  int64_t matches = 0;
-  // Interior: output columns 2x and 2x+1 with input columns x and x+1 both present.
-  const int64_t x_end = oW < 2 ? 0 : std::max<int64_t>(0, std::min<int64_t>((oW - 2) / 2 + 1, W - 1));
-  for (int64_t x = 0; x < x_end; ++x) {
-    const index_t o0 = static_cast<index_t>(row_base + 2 * x);
-    const index_t o1 = o0 + 1;
-    const index_t a = i0[x], b = i0[x + 1];
-    // Output 2x: column x only. Output 2x+1: columns x then x+1.
-    scalar_t e = a == o0 ? v0[x] : zero;
-    scalar_t d = a == o1 ? v0[x] : zero;
-    d = b == o1 ? v0[x + 1] : d;
-    matches += (a == o0) + (a == o1) + (b == o1);
-    if constexpr (kTwoRows) {
-      const index_t c = i1[x], f = i1[x + 1];
-      e = c == o0 ? v1[x] : e;
-      d = c == o1 ? v1[x] : d;
-      d = f == o1 ? v1[x + 1] : d;
-      matches += (c == o0) + (c == o1) + (f == o1);
-    }
-    out[2 * x] = e;
-    out[2 * x + 1] = d;
-  }
-  // Edges: whatever columns remain, with bounds checks.
-  for (int64_t ox = 2 * x_end; ox < oW; ++ox) {
-    const index_t o = static_cast<index_t>(row_base + ox);
-    const int64_t lo = cover_lo(ox), hi = std::min(cover_hi(ox), W - 1);
-    scalar_t e = zero;
-    for (int r = 0; r < (kTwoRows ? 2 : 1); ++r) {
-      const scalar_t* v = r ? v1 : v0;
-      const index_t* i = r ? i1 : i0;
-      for (int64_t x = lo; x <= hi; ++x) {
-        const bool m = i[x] == o;
-        e = m ? v[x] : e;
-        matches += m;
-      }
-    }
-    out[ox] = e;
-  }
-  return matches;
-}
-
-template <typename scalar_t, typename index_t>
-int64_t gather_plane(const scalar_t* in, const index_t* idx, scalar_t* out, int64_t H, int64_t W, int64_t oH,
-                     int64_t oW) {
-  int64_t matches = 0;
-  for (int64_t oy = 0; oy < oH; ++oy) {
-    const int64_t lo = cover_lo(oy), hi = std::min(cover_hi(oy), H - 1);
-    scalar_t* orow = out + oy * oW;
-    if (lo >= H) {
-      std::fill(orow, orow + oW, scalar_t(0));
-    } else if (hi == lo) {
-      matches += gather_row<false>(in + lo * W, idx + lo * W, in, idx, orow, W, oW, oy * oW);
-    } else {
-      matches += gather_row<true>(in + lo * W, idx + lo * W, in + hi * W, idx + hi * W, orow, W, oW, oy * oW);
-    }
-  }
-  return matches;
-}
-
 [[noreturn]] void bad_index(int64_t value, int64_t plane_size) {
   TORCH_CHECK_INDEX(false, "max_unpool2d: index ", value, " is outside the output plane; valid indices: 0 to ",
                     plane_size - 1);
 }
 
-// Exact for any indices: zero the plane, then write inputs in raster order.
+// NCHW: raster-order scatter that zeroes the output just ahead of its writes.
+// A stride-2 window of input row y reaches output rows up to 2y+1, so those
+// rows are zeroed (while in cache) right before row y is scattered; an index
+// beyond the zeroed frontier (not from such a pool) zeroes the rest of the
+// plane first. Every write lands on zeroed memory, in raster order, so the
+// result equals aten's for any indices, with one pass over the output in
+// memory. Measured faster on CPU than the gather (whose candidate checks do
+// not vectorise), which the NHWC path and the CUDA kernel use instead.
 template <typename scalar_t, typename index_t>
-void scatter_plane(const scalar_t* in, const index_t* idx, scalar_t* out, int64_t HW, int64_t oHW) {
-  std::fill(out, out + oHW, scalar_t(0));
-  for (int64_t p = 0; p < HW; ++p) {
-    const int64_t t = idx[p];
-    if (t < 0 || t >= oHW) bad_index(t, oHW);
-    out[t] = in[p];
+void scatter_plane_streaming(const scalar_t* in, const index_t* idx, scalar_t* out, int64_t H, int64_t W,
+                             int64_t oH, int64_t oW) {
+  const int64_t oHW = oH * oW;
+  int64_t zeroed = 0;  // out[0, zeroed) is zero or already written
+  for (int64_t y = 0; y < H; ++y) {
+    const int64_t need = std::min(oHW, (kUnpoolStride * y + kUnpoolReach + 1) * oW);
+    if (need > zeroed) {
+      std::fill(out + zeroed, out + need, scalar_t(0));
+      zeroed = need;
+    }
+    const index_t* irow = idx + y * W;
+    const scalar_t* vrow = in + y * W;
+    for (int64_t x = 0; x < W; ++x) {
+      const int64_t t = irow[x];
+      if (static_cast<uint64_t>(t) >= static_cast<uint64_t>(zeroed)) {
+        if (t < 0 || t >= oHW) bad_index(t, oHW);
+        std::fill(out + zeroed, out + oHW, scalar_t(0));
+        zeroed = oHW;
+      }
+      out[t] = vrow[x];
+    }
   }
+  std::fill(out + zeroed, out + oHW, scalar_t(0));
 }
 
 template <typename scalar_t, typename index_t>
@@ -119,12 +77,7 @@ void unpool_nchw(const at::Tensor& input, const at::Tensor& indices, at::Tensor&
   const int64_t grain = std::max<int64_t>(1, 32768 / std::max<int64_t>(1, oH * oW));
   at::parallel_for(0, planes, grain, [&](int64_t begin, int64_t end) {
     for (int64_t p = begin; p < end; ++p) {
-      const scalar_t* pin = in + p * H * W;
-      const index_t* pidx = idx + p * H * W;
-      scalar_t* pout = o + p * oH * oW;
-      if (gather_plane(pin, pidx, pout, H, W, oH, oW) != H * W) {
-        scatter_plane(pin, pidx, pout, H * W, oH * oW);
-      }
+      scatter_plane_streaming(in + p * H * W, idx + p * H * W, o + p * oH * oW, H, W, oH, oW);
     }
   });
 }
