@@ -29,6 +29,17 @@ from .registry import get_method, get_registry
 from .spec import FAMILIES, MethodSpec
 
 
+def cpu_and_cuda():
+    """Parametrize values ``"cpu"`` and ``"cuda"``; the CUDA case carries the ``needs_cuda`` mark.
+
+    ``@pytest.mark.parametrize("device", cpu_and_cuda())``; mattezoo's own
+    conftest skips ``needs_cuda`` tests where no GPU or CUDA build is present.
+    """
+    import pytest
+
+    return ("cpu", pytest.param("cuda", marks=pytest.mark.needs_cuda))
+
+
 def sample_inputs(height: int = 64, width: int = 64, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """A small deterministic test picture: ``(image uint8 H×W×3, trimap uint8, alpha float32)``.
 

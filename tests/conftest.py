@@ -12,11 +12,6 @@ from mattezoo import plugins
 from mattezoo.extension import has_cuda_ops
 
 
-def cpu_and_cuda():
-    """Parametrize values ``"cpu"`` and ``"cuda"``; the CUDA case carries ``needs_cuda``."""
-    return ("cpu", pytest.param("cuda", marks=pytest.mark.needs_cuda))
-
-
 def pytest_collection_modifyitems(config, items):
     if torch.cuda.is_available() and has_cuda_ops():
         return

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import InputError
+from ..images import check_trimap
 
 #: Trimap encodings accepted by :func:`split_trimap`.
 TRIMAP_HELP = (
@@ -72,10 +73,7 @@ def split_trimap(trimap, shape: tuple[int, int], name: str = "trimap") -> Trimap
     if trimap.shape != tuple(shape):
         raise InputError(f"{name} is {trimap.shape[0]}×{trimap.shape[1]} but the image is {shape[0]}×{shape[1]}; they must match")
     if trimap.dtype == np.uint8:
-        odd = ~np.isin(trimap, (0, 128, 255))
-        if odd.any():
-            values = np.unique(trimap[odd])[:6].tolist()
-            raise InputError(f"{name} has {int(odd.sum())} pixels with values other than 0, 128, 255 (e.g. {values}); expected {TRIMAP_HELP}")
+        trimap = check_trimap(trimap, shape, name)  # the library-wide 0/128/255 rule
         fg, bg = trimap == 255, trimap == 0
     elif np.issubdtype(trimap.dtype, np.floating):
         if not np.isfinite(trimap).all():

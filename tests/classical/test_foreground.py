@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from composites import make_composite
-from tests.conftest import cpu_and_cuda
+from mattezoo.testing import cpu_and_cuda
 from mattezoo.classical import estimate_foreground
 from mattezoo.classical import foreground as foreground_module
 from mattezoo.classical.foreground import estimate_foreground_reference

@@ -31,7 +31,7 @@ def check_trimap_edge_cases(estimate):
 
     odd = trimap.copy()
     odd[3, 4] = 100
-    with pytest.raises(InputError, match=r"values other than 0, 128, 255 \(e.g. \[100\]\)"):
+    with pytest.raises(InputError, match=r"values other than 0 \(background\), 128 \(unknown\) and 255 \(foreground\): 100 \("):
         estimate(image, odd)
     with pytest.raises(InputError, match="outside"):
         estimate(image, trimap / 255.0 * 2)

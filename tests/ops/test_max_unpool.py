@@ -10,10 +10,7 @@ import torch.nn.functional as F
 from mattezoo.errors import InputError
 from mattezoo.extension import has_ops
 from mattezoo.ops import max_unpool2d, reference
-try:
-    from tests.conftest import cpu_and_cuda
-except ModuleNotFoundError:  # plain `pytest` puts tests/ itself, not the repository, on sys.path
-    from conftest import cpu_and_cuda
+from mattezoo.testing import cpu_and_cuda
 
 needs_ext = pytest.mark.skipif(not has_ops(), reason="mattezoo._C is not built")
 

@@ -22,7 +22,7 @@ from mattezoo.metrics import ops as metric_ops
 from mattezoo.metrics import reference
 from mattezoo.metrics.filters import matlab_gaussgradient_taps, scipy_gaussian_taps
 from mattezoo.metrics.synthetic import synthetic_pair
-from tests.conftest import cpu_and_cuda
+from mattezoo.testing import cpu_and_cuda
 
 # The tolerances: 1e-6 relative for the sums, 1e-4 for Grad and Conn.
 RTOL = {"SAD": 1e-6, "MSE": 1e-6, "MAD": 1e-6, "SAD-T": 1e-6, "MSE-T": 1e-6, "MAD-T": 1e-6, "GRAD": 1e-4, "CONN": 1e-4}
