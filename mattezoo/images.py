@@ -80,18 +80,27 @@ def check_image(image, name: str = "image") -> np.ndarray:
     return image
 
 
+def as_plane(array, shape: tuple[int, int] | None, name: str, expected: str) -> np.ndarray:
+    """The ``H×W`` array behind a single-channel input (``H×W×1`` is squeezed), checked against ``shape``.
+
+    ``expected`` completes "``name`` must be ..." in the type error.
+    """
+    if not isinstance(array, np.ndarray):
+        raise InputError(f"{name} must be {expected}, got {type(array).__name__}")
+    if array.ndim == 3 and array.shape[2] == 1:
+        array = array[..., 0]
+    if array.ndim != 2:
+        raise InputError(f"{name} must have shape H×W, got {array.shape}")
+    if shape is not None and array.shape != tuple(shape):
+        raise InputError(f"{name} is {array.shape[0]}×{array.shape[1]} but the image is {shape[0]}×{shape[1]}; they must match")
+    return array
+
+
 def check_trimap(trimap, shape: tuple[int, int], name: str = "trimap") -> np.ndarray:
     """Validate an ``H×W`` uint8 trimap with values 0/128/255 (or read it from a path)."""
     if isinstance(trimap, (str, os.PathLike)):
         trimap = read_gray(trimap)
-    if not isinstance(trimap, np.ndarray):
-        raise InputError(f"{name} must be a path or an H×W uint8 numpy array, got {type(trimap).__name__}")
-    if trimap.ndim == 3 and trimap.shape[2] == 1:
-        trimap = trimap[..., 0]
-    if trimap.ndim != 2:
-        raise InputError(f"{name} must have shape H×W, got {trimap.shape}")
-    if trimap.shape != tuple(shape):
-        raise InputError(f"{name} is {trimap.shape[0]}×{trimap.shape[1]} but the image is {shape[0]}×{shape[1]}; they must match")
+    trimap = as_plane(trimap, shape, name, "a path or an H×W uint8 numpy array")
     if trimap.dtype != np.uint8:
         raise InputError(f"{name} must be uint8 with values 0/128/255, got dtype {trimap.dtype}")
     values, counts = np.unique(trimap, return_counts=True)
@@ -106,14 +115,7 @@ def check_alpha(alpha, shape: tuple[int, int] | None = None, name: str = "alpha"
     """Validate an ``H×W`` matte: float in [0,1] (or uint8 0..255, or a path); returns float32."""
     if isinstance(alpha, (str, os.PathLike)):
         alpha = read_matte(alpha)
-    if not isinstance(alpha, np.ndarray):
-        raise InputError(f"{name} must be a path or an H×W numpy array, got {type(alpha).__name__}")
-    if alpha.ndim == 3 and alpha.shape[2] == 1:
-        alpha = alpha[..., 0]
-    if alpha.ndim != 2:
-        raise InputError(f"{name} must have shape H×W, got {alpha.shape}")
-    if shape is not None and alpha.shape != tuple(shape):
-        raise InputError(f"{name} is {alpha.shape[0]}×{alpha.shape[1]} but the image is {shape[0]}×{shape[1]}; they must match")
+    alpha = as_plane(alpha, shape, name, "a path or an H×W numpy array")
     if alpha.dtype == np.uint8:
         return alpha.astype(np.float32) / 255.0
     if not np.issubdtype(alpha.dtype, np.floating):

@@ -19,26 +19,14 @@ import numpy as np
 import torch
 
 from ..errors import InputError
+from ..images import check_alpha
 from ..ops._native import op_loaded
 from .trimap import as_float_image
 
 
 def _check(image, alpha, regularization, n_small_iterations, n_big_iterations, small_size, gradient_weight):
     image = as_float_image(image).astype(np.float32)
-    if not isinstance(alpha, np.ndarray):
-        raise InputError(f"alpha must be an H×W numpy array, got {type(alpha).__name__}")
-    if alpha.ndim == 3 and alpha.shape[2] == 1:
-        alpha = alpha[..., 0]
-    if alpha.shape != image.shape[:2]:
-        raise InputError(f"alpha is {alpha.shape} but the image is {image.shape[:2]}; they must match")
-    if alpha.dtype == np.uint8:
-        alpha = alpha.astype(np.float32) / 255.0
-    elif not np.issubdtype(alpha.dtype, np.floating):
-        raise InputError(f"alpha must be float in [0,1] or uint8, got dtype {alpha.dtype}")
-    if not np.isfinite(alpha).all():
-        raise InputError(f"alpha contains {int((~np.isfinite(alpha)).sum())} NaN or infinite values")
-    if alpha.size and (alpha.min() < 0 or alpha.max() > 1):
-        raise InputError(f"alpha must lie in [0,1], got values in [{alpha.min():.4g}, {alpha.max():.4g}]")
+    alpha = check_alpha(alpha, image.shape[:2])
     for name, value in (("n_small_iterations", n_small_iterations), ("n_big_iterations", n_big_iterations), ("small_size", small_size)):
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
             raise InputError(f"{name} must be an int >= 0, got {value!r}")

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import InputError
-from ..images import check_trimap
+from ..images import as_plane, check_trimap
 
 #: Trimap encodings accepted by :func:`split_trimap`.
 TRIMAP_HELP = (
@@ -64,14 +64,7 @@ def split_trimap(trimap, shape: tuple[int, int], name: str = "trimap") -> Trimap
     foreground or without any background pixel, from which no matte can be
     propagated.
     """
-    if not isinstance(trimap, np.ndarray):
-        raise InputError(f"{name} must be an H×W numpy array, got {type(trimap).__name__}")
-    if trimap.ndim == 3 and trimap.shape[2] == 1:
-        trimap = trimap[..., 0]
-    if trimap.ndim != 2:
-        raise InputError(f"{name} must have shape H×W, got {trimap.shape}")
-    if trimap.shape != tuple(shape):
-        raise InputError(f"{name} is {trimap.shape[0]}×{trimap.shape[1]} but the image is {shape[0]}×{shape[1]}; they must match")
+    trimap = as_plane(trimap, shape, name, "an H×W numpy array")
     if trimap.dtype == np.uint8:
         trimap = check_trimap(trimap, shape, name)  # the library-wide 0/128/255 rule
         fg, bg = trimap == 255, trimap == 0
