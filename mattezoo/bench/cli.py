@@ -90,6 +90,8 @@ def run_bench(config: BenchConfig, *, echo=print):
     """Run a benchmark end to end; returns the finished :class:`~mattezoo.bench.runner.BenchRun`."""
     from .report import terminal_report, write_report
 
+    if echo is None:
+        echo = _silent
     started_at = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
     t0 = time.perf_counter()
     run = prepare(config)
@@ -100,12 +102,16 @@ def run_bench(config: BenchConfig, *, echo=print):
          f"{len(run.plan.methods)} method(s), {len(run.plan.cells)} cell(s), {len(todo)} to run, {cached} from the cache -> {config.out}")
     run_cells(run)
     paths = write_report(run, time.perf_counter() - t0)
-    if echo is not None:
+    if echo is not _silent:
         echo("")
         echo(terminal_report(run))
         echo("")
         echo(f"wrote {paths['report']} ({run.record['wall_s']:.0f} s)")
     return run
+
+
+def _silent(*_args, **_kwargs) -> None:
+    pass
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -117,7 +123,7 @@ def main(argv: list[str] | None = None) -> int:
 def run(args, argv: list[str] | None = None) -> int:
     try:
         config = config_from_args(args, argv)
-        run_obj = run_bench(config, echo=(lambda *a, **k: None) if args.quiet else print)
+        run_obj = run_bench(config, echo=None if args.quiet else print)
     except MattezooError as exc:
         print(f"mattezoo bench: error: {exc}", file=sys.stderr)
         return 2

@@ -134,7 +134,7 @@ def grid_plot(method: str, records, source, out: Path, path: Path, rows_per_test
     if not rows:
         return None
     plt = _pyplot()
-    fig, axes = plt.subplots(len(rows), ncols, figsize=(1.45 * ncols, 1.55 * len(rows)), squeeze=False)
+    fig, axes = plt.subplots(len(rows), ncols, figsize=(1.45 * ncols, 0.35 + 1.55 * len(rows)), squeeze=False, layout="constrained")
     for ax_row, panels in zip(axes, rows):
         for ax, item in zip(ax_row, panels + [None] * (ncols - len(panels))):
             ax.axis("off")
@@ -144,7 +144,6 @@ def grid_plot(method: str, records, source, out: Path, path: Path, rows_per_test
             ax.imshow(img, cmap=None if img.ndim == 3 else "gray", vmin=0, vmax=255 if img.dtype == np.uint8 else 1, interpolation="nearest")
             ax.set_title(title, fontsize=6.5, pad=2)
     fig.suptitle(f"{method}: predictions per protocol (train:test)", fontsize=8.5)
-    fig.tight_layout(pad=0.3, h_pad=0.4, w_pad=0.2)
     fig.savefig(path, dpi=100)
     plt.close(fig)
     return path

@@ -299,6 +299,27 @@ def _train(run: BenchRun, cell: Cell):
     return result.model, summary
 
 
+def _drop_checkpoint(run: BenchRun, first: Cell, cells: list[Cell], info: dict) -> None:
+    """Delete a finished run's checkpoint once every cell of this plan that needs it is cached.
+
+    A later plan that needs the same training run again (say, a new test
+    set) retrains it; the cells of this one stay cached.
+    """
+    needing = [c for c in run.plan.runnable() if c.trains and c.train_key == first.train_key]
+    if any(run.records[c.id]["status"] != "ok" for c in needing):
+        return
+    ckpt = Path(run.config.out) / info.get("folder", "") / "checkpoint.pt"
+    if info.get("folder") and ckpt.is_file():
+        ckpt.unlink()
+        info["checkpoint"] = None
+        info["checkpoint_dropped"] = True
+        write_json(ckpt.parent / TRAIN_SUMMARY, info)
+        store = CellStore(run.config.out)
+        for cell in cells:
+            if run.records[cell.id]["status"] == "ok":
+                store.save(cell, run.records[cell.id])
+
+
 def run_cells(run: BenchRun, on_cell=None) -> None:
     """Run every planned cell that the cache does not have, saving results.json after each."""
     cfg = run.config
@@ -340,6 +361,8 @@ def run_cells(run: BenchRun, on_cell=None) -> None:
                     on_cell(run, cell)
                 if bar is not None:
                     bar.update(1)
+            if first.trains and info is not None and not cfg.preset.keep_checkpoints:
+                _drop_checkpoint(run, first, cells, info)
             del model
     finally:
         if bar is not None:
