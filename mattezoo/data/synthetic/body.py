@@ -7,6 +7,7 @@ side. Half-body framings run the torso off the bottom of the picture.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, replace
 
 import cv2
@@ -60,28 +61,36 @@ def make_outfit(rng: np.random.Generator) -> Outfit:
 
 
 def cloth_field(roi, outfit: Outfit, x0: float, y0: float, scale: float, half_width: float, rng) -> np.ndarray:
-    """Textured cloth colour over an ROI: pattern, cylindrical shading and soft folds.
+    """Textured cloth colour over an ROI (planar 3×h×w): pattern, cylindrical shading and soft folds.
 
-    Large areas are computed on a half-resolution grid and upscaled: the
-    pattern's period is several pixels, and this is the costliest part of a body.
+    Large areas compute the pattern and the shading on a half-resolution grid
+    and upscale those two scalar fields: the pattern's period is several
+    pixels, and the trigonometry is the costliest part of a body.
     """
     h, w = roi[1] - roi[0], roi[3] - roi[2]
     if h * w > 4096 and scale >= 8:
         half = (roi[0] / 2, roi[0] / 2 + (h + 1) // 2, roi[2] / 2, roi[2] / 2 + (w + 1) // 2)
-        small = _cloth(half, outfit, x0 / 2 - 0.25, y0 / 2 - 0.25, scale / 2, half_width, rng)
-        return cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR)
-    return _cloth(roi, outfit, x0, y0, scale, half_width, rng)
+        mix, shade = _cloth(half, outfit, x0 / 2 - 0.25, y0 / 2 - 0.25, scale / 2, half_width, rng)
+        mix = cv2.resize(mix, (w, h), interpolation=cv2.INTER_LINEAR)
+        shade = cv2.resize(shade, (w, h), interpolation=cv2.INTER_LINEAR)
+    else:
+        mix, shade = _cloth(roi, outfit, x0, y0, scale, half_width, rng)
+    colour = outfit.colour[:, None, None] + (outfit.second - outfit.colour)[:, None, None] * mix
+    colour *= shade
+    return np.clip(colour, 0.0, 1.0, out=colour)
 
 
-def _cloth(roi, outfit: Outfit, x0: float, y0: float, scale: float, half_width: float, rng) -> np.ndarray:
+def _cloth(roi, outfit: Outfit, x0: float, y0: float, scale: float, half_width: float, rng) -> tuple[np.ndarray, np.ndarray]:
+    """The pattern's mix between the two colours and the shading, both h×w float32."""
     y0r, y1r, x0r, x1r = roi
-    x = np.arange(x0r, x0r + (x1r - x0r), dtype=np.float32)[None, :]
-    y = np.arange(y0r, y0r + (y1r - y0r), dtype=np.float32)[:, None]
-    x, y = np.broadcast_arrays(x, y)
-    u, v = (x - x0) / scale, (y - y0) / scale
-    ca, sa = np.cos(outfit.angle), np.sin(outfit.angle)
+    # Python floats keep the arithmetic in float32 (NumPy scalars would promote it to float64).
+    x0, y0, scale = float(x0), float(y0), float(scale)
+    u = (np.arange(x0r, x0r + (x1r - x0r), dtype=np.float32)[None, :] - x0) / scale
+    v = (np.arange(y0r, y0r + (y1r - y0r), dtype=np.float32)[:, None] - y0) / scale
+    u, v = np.broadcast_arrays(u, v)
+    ca, sa = math.cos(outfit.angle), math.sin(outfit.angle)
     ur, vr = u * ca + v * sa, -u * sa + v * ca
-    f = 2 * np.pi / outfit.period
+    f = 2 * math.pi / outfit.period
     if outfit.pattern == "stripes":
         mix = 0.5 + 0.5 * np.tanh(4 * np.sin(f * vr))
     elif outfit.pattern == "vstripes":
@@ -95,12 +104,11 @@ def _cloth(roi, outfit: Outfit, x0: float, y0: float, scale: float, half_width: 
     elif outfit.pattern == "denim":
         mix = 0.35 + 0.3 * np.sin(6 * f * (ur + vr)) ** 2
     else:
-        mix = np.full_like(u, 0.15)
-    mix = mix.astype(np.float32)
-    colour = outfit.colour[None, None, :] * (1 - mix[..., None]) + outfit.second[None, None, :] * mix[..., None]
-    cyl = 0.72 + 0.28 * np.sqrt(np.clip(1.0 - (u / half_width) ** 2, 0.0, 1.0))
-    folds = 1.0 + 0.06 * np.sin(4.0 * u + 1.3 * v + rng.uniform(0, 6.3)) * np.sin(0.9 * v + rng.uniform(0, 6.3))
-    return np.clip(colour * (cyl * folds)[..., None], 0.0, 1.0).astype(np.float32)
+        mix = np.full(u.shape, 0.15, dtype=np.float32)
+    cyl = 0.72 + 0.28 * np.sqrt(np.clip(1.0 - (u / float(half_width)) ** 2, 0.0, 1.0))
+    p1, p2 = float(rng.uniform(0, 6.3)), float(rng.uniform(0, 6.3))
+    folds = 1.0 + 0.06 * np.sin(4.0 * u + 1.3 * v + p1) * np.sin(0.9 * v + p2)
+    return mix.astype(np.float32, copy=False), (cyl * folds).astype(np.float32, copy=False)
 
 
 def _fill_with(canvas: Canvas, polygons, field_fn, pad: float = 2.0) -> None:
@@ -165,12 +173,12 @@ def draw_body(canvas: Canvas, ident: Identity, pose: HeadPose, full_body: bool, 
         shoes = [ellipse_points((xn + sg * 0.5 * s + sg * 0.1 * s, y_feet - 0.2 * s), (0.5 * s, 0.25 * s), n=16) for sg in (-1, 1)]
 
     if arm_polys or hands:
-        _fill_with(canvas, arm_polys + hands, lambda roi: np.broadcast_to(skin * 0.95, (roi[1] - roi[0], roi[3] - roi[2], 3)))
+        _fill_with(canvas, arm_polys + hands, lambda roi: skin * 0.95)
     if full_body:
         lower = outfit.lower_colour
         bottoms = replace(outfit, pattern="denim" if outfit.lower == "trousers" else "plain", colour=lower, second=lower * 0.8, period=0.3, angle=0.0)
         _fill_with(canvas, legs_poly, lambda roi: cloth_field(roi, bottoms, xn, y_hip, s, waist / s, rng))
-        _fill_with(canvas, shoes, lambda roi: np.broadcast_to(np.array([0.08, 0.07, 0.07], dtype=np.float32), (roi[1] - roi[0], roi[3] - roi[2], 3)))
+        _fill_with(canvas, shoes, lambda roi: np.array([0.08, 0.07, 0.07], dtype=np.float32))
     _fill_with(canvas, polys, lambda roi: cloth_field(roi, outfit, xn, yb, s, W / s, rng))
     if not full_body:
         # The creases where the arms meet the chest.
@@ -193,6 +201,6 @@ def draw_body(canvas: Canvas, ident: Identity, pose: HeadPose, full_body: bool, 
     def neck_field(roi):
         x, y = Canvas.grid(roi)
         shade = 0.78 + 0.14 * np.clip((y - top) / max(yb - top, 1.0), 0.0, 1.0)
-        return np.clip(skin[None, None, :] * shade[..., None], 0, 1).astype(np.float32)
+        return np.clip(skin[:, None, None] * shade.astype(np.float32), 0, 1)  # planar 3×h×w
 
     _fill_with(canvas, [neck], neck_field)

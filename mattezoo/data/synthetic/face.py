@@ -10,6 +10,7 @@ landmarks handed to the face blur are exactly where the face is.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -38,21 +39,22 @@ class HeadPose:
 
     def rotate(self, p3: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Yaw-rotate N×3 head points: (N×2 projected, N depth towards the camera)."""
-        c, s = np.cos(self.yaw), np.sin(self.yaw)
+        c, s = math.cos(self.yaw), math.sin(self.yaw)
         x = p3[..., 0] * c + p3[..., 2] * s
         z = -p3[..., 0] * s + p3[..., 2] * c
         return np.stack([x, p3[..., 1]], axis=-1), z
 
     def to_px(self, q: np.ndarray) -> np.ndarray:
         """Projected head-plane points (…×2) to pixels (roll, scale, move)."""
-        c, s = np.cos(self.roll), np.sin(self.roll)
+        c, s = math.cos(self.roll), math.sin(self.roll)
         x = q[..., 0] * c - q[..., 1] * s
         y = q[..., 0] * s + q[..., 1] * c
         return np.stack([self.cx + self.scale * x, self.cy + self.scale * y], axis=-1)
 
     def from_px(self, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Pixel grids back to the projected head plane (inverse of :meth:`to_px`)."""
-        c, s = np.cos(self.roll), np.sin(self.roll)
+        # Python-float scalars: float32 grids stay float32.
+        c, s = math.cos(self.roll), math.sin(self.roll)
         u, v = (x - self.cx) / self.scale, (y - self.cy) / self.scale
         return u * c + v * s, -u * s + v * c
 
@@ -179,7 +181,7 @@ def _skin_field(roi, ident: Identity, pose: HeadPose, skin: np.ndarray) -> np.nd
     centre, _ = pose.rotate(np.array([0.0, EYE_LINE + 0.45, 0.7]))
     d = ((qx - centre[0]) / 1.05) ** 2 + ((qy - centre[1]) / 1.55) ** 2
     shade = 1.06 - 0.3 * np.clip(d, 0.0, 1.5) - 0.05 * qx
-    return np.clip(skin[None, None, :] * shade[..., None], 0.0, 1.0).astype(np.float32)
+    return np.clip(skin[:, None, None] * shade.astype(np.float32), 0.0, 1.0)  # planar 3×h×w
 
 
 def draw_head(canvas: Canvas, ident: Identity, pose: HeadPose, rng: np.random.Generator) -> np.ndarray:
