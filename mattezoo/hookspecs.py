@@ -77,3 +77,37 @@ def mattezoo_resolve_weights(spec, tag, cfg):
             candidate = Path("/mnt/mirror") / cfg.file
             return candidate if candidate.is_file() else None
     """
+
+
+# -------------------------------------------------------------------------
+# Training: called by the training engine for the method it is asked to train
+# -------------------------------------------------------------------------
+
+
+@hookspec(firstresult=True)
+def mattezoo_training_recipe(spec):
+    """Give the training recipe of a method: its stages and losses.
+
+    Called by :func:`mattezoo.train.train_method` (and ``mattezoo train`` and
+    the PPT bench) before ``spec.recipe`` is used, so a plugin can bring the
+    recipe of its own method here, or train a method of another plugin its own
+    way. The first implementation that returns a recipe wins; return ``None``
+    for methods you do not train. A method without any recipe (the classical
+    ones) is not trainable.
+
+    :param spec: the :class:`mattezoo.MethodSpec` to be trained.
+    :return: a :class:`mattezoo.train.Recipe`, or ``None``.
+
+    Example::
+
+        from mattezoo.train import Recipe, Stage, alpha_loss
+
+        @hookimpl
+        def mattezoo_training_recipe(spec):
+            if spec.name != "my_method":
+                return None
+            def loss(model, batch):
+                value = alpha_loss(model(batch["image"]), batch["alpha"])
+                return {"loss": value}
+            return Recipe(stages=(Stage("main", loss),), lr=1e-4)
+    """

@@ -77,6 +77,9 @@ class MethodSpec:
         forward pass and cropped back after it.
     :param requires: importable modules the method needs beyond mattezoo's
         own dependencies; a missing one gives a clear error at creation.
+    :param recipe: ``"module:callable"`` returning the method's training
+        :class:`mattezoo.train.Recipe` (learned methods); a plugin's
+        ``mattezoo_training_recipe`` hook takes precedence.
     :param plugin: filled in by the registry: the plugin that registered it.
     """
 
@@ -89,6 +92,7 @@ class MethodSpec:
     weights: Mapping[str, WeightsCfg] = field(default_factory=dict)
     input_multiple: int = 1
     requires: tuple[str, ...] = ()
+    recipe: str | None = None
     plugin: str = ""
 
     def __post_init__(self):
@@ -98,6 +102,8 @@ class MethodSpec:
             raise ValueError(f"method {self.name!r}: family must be one of {', '.join(FAMILIES)}, got {self.family!r}")
         if not isinstance(self.factory, str) or not _FACTORY_RE.match(self.factory):
             raise ValueError(f"method {self.name!r}: factory must be 'module:callable', got {self.factory!r}")
+        if self.recipe is not None and (not isinstance(self.recipe, str) or not _FACTORY_RE.match(self.recipe)):
+            raise ValueError(f"method {self.name!r}: recipe must be 'module:callable' or None, got {self.recipe!r}")
         if not isinstance(self.input_multiple, int) or self.input_multiple < 1:
             raise ValueError(f"method {self.name!r}: input_multiple must be a positive int, got {self.input_multiple!r}")
         for tag in self.weights:

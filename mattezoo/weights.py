@@ -74,18 +74,13 @@ def resolve_weights(spec: MethodSpec, pretrained: str | os.PathLike, pm=None) ->
     return path
 
 
-def load_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
-    """Read a checkpoint as a flat ``{name: tensor}`` dict, never unpickling code.
-
-    Accepts a plain state dict (such as the official P3M-Net release), the
-    usual training wrappers (``{"state_dict": ...}``, ``{"model": ...}``) and
-    DataParallel's ``module.`` prefixes.
-    """
+def read_checkpoint(path: str | os.PathLike):
+    """Unpickle a checkpoint file with ``weights_only=True``: tensors and plain containers only."""
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"checkpoint {str(path)!r}: no such file")
     try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
+        return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
         raise CheckpointError(
             f"checkpoint {str(path)!r} was refused: it holds Python objects beyond tensors and plain containers, "
@@ -93,7 +88,17 @@ def load_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
         ) from None
     except Exception as exc:  # a corrupt file can fail anywhere inside the unpickler
         raise CheckpointError(f"checkpoint {str(path)!r} is not a readable torch checkpoint (truncated or corrupt?): {exc}") from None
-    return _as_state_dict(obj, path)
+
+
+def load_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
+    """Read a checkpoint as a flat ``{name: tensor}`` dict, never unpickling code.
+
+    Accepts a plain state dict (such as the official P3M-Net release), the
+    usual training wrappers (``{"state_dict": ...}``, ``{"model": ...}``, so
+    also mattezoo's own training checkpoints) and DataParallel's ``module.``
+    prefixes.
+    """
+    return _as_state_dict(read_checkpoint(path), Path(path))
 
 
 def _as_state_dict(obj, path) -> dict[str, torch.Tensor]:

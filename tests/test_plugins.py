@@ -150,3 +150,22 @@ def test_builtin_plugins_match_the_declared_entry_points():
     pm = make_plugin_manager(entry_points=False, blocked=[])
     assert not pm.failures, [f.error for f in pm.failures]
     assert sorted(pm.info) == sorted(declared)
+
+
+def test_hook_mattezoo_training_recipe():
+    from toy_plugins import TINY, TinyRecipePlugin
+
+    from mattezoo.train import Recipe, find_recipe, has_recipe
+
+    assert not has_recipe("closed_form")
+    with registered_plugin(ToyPlugin(TINY), "toys"):
+        assert not has_recipe("tiny_net")  # no recipe in its spec, and no hook answers
+        recipes = TinyRecipePlugin()
+        with registered_plugin(recipes, "toy_recipes"):
+            assert has_recipe("tiny_net")
+            recipe = find_recipe(mattezoo.get_method("tiny_net"))
+            assert isinstance(recipe, Recipe) and recipe.needs == ("image", "alpha")
+            # The hook answers first; a built-in recipe from the spec is used when it returns None.
+            assert isinstance(find_recipe(mattezoo.get_method("p3m_net")), Recipe)
+            assert {"tiny_net", "p3m_net"} <= set(recipes.asked)
+        assert not has_recipe("tiny_net")

@@ -79,3 +79,24 @@ class ToyPlugin:
     @hookimpl
     def mattezoo_register_methods(self):
         return self.specs
+
+
+class TinyRecipePlugin:
+    """Brings a training recipe for ``tiny_net`` through the ``mattezoo_training_recipe`` hook."""
+
+    def __init__(self):
+        self.asked: list[str] = []
+
+    @hookimpl
+    def mattezoo_training_recipe(self, spec):
+        self.asked.append(spec.name)
+        if spec.name != "tiny_net":
+            return None
+        from mattezoo.train import Recipe, Stage, alpha_loss, laplacian_loss
+
+        def loss(model, batch):
+            pred = model(batch["image"])
+            whole, lap = alpha_loss(pred, batch["alpha"]), laplacian_loss(pred, batch["alpha"])
+            return {"loss": whole + lap, "alpha": whole, "laplacian": lap}
+
+        return Recipe(stages=(Stage("main", loss),), lr=5e-2, needs=("image", "alpha"), description="toy")

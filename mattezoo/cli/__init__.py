@@ -12,7 +12,7 @@ import sys
 
 from ..errors import MattezooError
 
-COMMANDS = ("list", "info", "predict", "anonymize", "data", "eval")
+COMMANDS = ("list", "info", "predict", "anonymize", "data", "eval", "train", "bench")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -114,6 +114,7 @@ def mattezoo_register_methods():
             paper_results=P3M_NET_RESULTS,
             weights={"p3m10k": P3M10K_WEIGHTS},
             input_multiple=32,
+            recipe="mattezoo_methods.p3m.recipe:p3m_recipe",
         ),
         MethodSpec(
             name="basic",
@@ -123,5 +124,6 @@ def mattezoo_register_methods():
             citation=BASIC_CITATION,
             paper_results=BASIC_RESULTS,
             input_multiple=32,
+            recipe="mattezoo_methods.p3m.recipe:p3m_recipe",
         ),
     ]
