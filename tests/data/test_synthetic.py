@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 
 from mattezoo.data import SyntheticP3M
-from mattezoo.data.synthetic.canvas import Canvas
-from mattezoo.data.synthetic.face import HeadPose
+from mattezoo.data.synthetic.backgrounds import PROCEDURAL, available_photos, make_background, photo, procedural
+from mattezoo.data.synthetic.canvas import SHIFT, Canvas
+from mattezoo.data.synthetic.face import HeadPose, landmarks_3d
 from mattezoo.data.synthetic.hair import draw_cap, draw_strands, make_strands
 from mattezoo.data.synthetic.identity import EYE_LINE, make_identity
 from mattezoo.errors import InputError
@@ -91,6 +92,93 @@ def test_landmarks_sit_on_the_drawn_face(samples):
         assert (s.facemask[ys[ok], xs[ok]] > 0).mean() > 0.8
         checked += 1
     assert checked >= 2
+
+
+def _porter_duff(P, A, roi, alpha, colour):
+    """Reference "over" in float64 on interleaved H×W×3 colour: P = c·a + P·(1-a), A = a + A·(1-a)."""
+    y0, y1, x0, x1 = roi
+    a = alpha.astype(np.float64)
+    c = np.asarray(colour, dtype=np.float64)
+    c = np.moveaxis(np.broadcast_to(c.reshape(3, 1, 1) if c.ndim == 1 else c, (3, *a.shape)), 0, -1)  # planar -> h×w×3
+    P[y0:y1, x0:x1] = c * a[..., None] + P[y0:y1, x0:x1] * (1 - a[..., None])
+    A[y0:y1, x0:x1] = a + A[y0:y1, x0:x1] * (1 - a)
+
+
+def test_canvas_parts_compose_like_porter_duff_over():
+    rng = np.random.default_rng(7)
+    h, w = 40, 50
+    canvas = Canvas(h, w)
+    P, A = np.zeros((h, w, 3)), np.zeros((h, w))
+    for k in range(12):
+        y0, x0 = rng.integers(0, 30), rng.integers(0, 40)
+        roi = (int(y0), int(y0 + rng.integers(1, 11)), int(x0), int(x0 + rng.integers(1, 11)))
+        shape = (roi[1] - roi[0], roi[3] - roi[2])
+        alpha = rng.choice([0.0, 1.0, rng.random()], size=shape).astype(np.float32)
+        if k % 3 == 0:  # a constant colour
+            colour = rng.random(3, dtype=np.float32)
+            canvas.over(roi, alpha, colour)
+        elif k % 3 == 1:  # a planar colour field
+            colour = rng.random((3, *shape), dtype=np.float32)
+            canvas.over(roi, alpha, colour)
+        else:  # the sparse form: covered pixels only, premultiplied
+            colour = rng.random((3, *shape), dtype=np.float32)
+            flat = np.flatnonzero(alpha)
+            canvas.over_sparse(roi, flat, alpha.reshape(-1)[flat], colour.reshape(3, -1)[:, flat] * alpha.reshape(-1)[flat])
+        _porter_duff(P, A, roi, alpha, colour)
+    np.testing.assert_allclose(canvas.A, A, atol=2e-6)
+    np.testing.assert_allclose(np.moveaxis(canvas.P, 0, -1), P, atol=2e-6)
+
+    alpha, fg = canvas.finish()
+    np.testing.assert_array_equal(alpha, (np.round(A * 255) / 255).astype(np.float32))
+    F = np.divide(P, A[..., None], out=np.zeros_like(P), where=A[..., None] > 0) * 255
+    assert np.abs(fg - F).max() <= 0.5 + 1e-3 and not fg[A == 0].any()
+    bg = rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
+    image = canvas.composite(alpha, fg, bg)
+    a = alpha[..., None].astype(np.float64)
+    assert np.abs(image - (a * fg + (1 - a) * bg)).max() <= 0.5
+    assert Canvas(8, 8).finish()[0].max() == 0  # nothing drawn: empty matte
+
+
+def test_strands_keep_exact_fixed_point_copies_and_bounds():
+    ident = next(make_identity(k) for k in range(100) if make_identity(k).hair.kind == "long")
+    pose = HeadPose(cx=100.0, cy=80.0, scale=30.0, yaw=0.4, roll=0.1)
+    strands = make_strands(ident, pose, np.random.default_rng(3), pose.project(landmarks_3d(ident)[0])[0])
+    pts = strands.points
+    n, k = len(strands.front), strands.ks
+    assert pts.shape == strands.fixed.shape and pts.shape[0] == n
+    np.testing.assert_array_equal(strands.fixed, np.rint(pts.astype(np.float64) * (1 << SHIFT)).astype(np.int32))
+    assert strands.short.any() and not strands.short.all()
+    for i in range(n):
+        drawn = pts[i, :k] if strands.short[i] else pts[i]
+        np.testing.assert_array_equal(strands.lo[i], drawn.min(axis=0))
+        np.testing.assert_array_equal(strands.hi[i], drawn.max(axis=0))
+    assert set(np.unique(strands.group)) <= {0, 1, 2} and (strands.group[strands.flyaway] == 2).all()
+
+
+@pytest.mark.parametrize("kind", PROCEDURAL)
+def test_procedural_backgrounds(kind):
+    a = procedural(kind, 40, 56, np.random.default_rng(1))
+    b = procedural(kind, 40, 56, np.random.default_rng(1))
+    assert a.shape == (40, 56, 3) and a.dtype == np.float32 and a.flags.c_contiguous
+    np.testing.assert_array_equal(a, b)
+    assert 0.0 <= a.min() and a.max() <= 1.0 and a.std() > 0.005
+
+
+def test_photo_backgrounds_and_the_picker():
+    names = available_photos()
+    if not names:
+        pytest.skip("scikit-image's photos are not installed")
+    for name in names:
+        for size in ((48, 64), (300, 200)):
+            img = photo(name, *size, np.random.default_rng(2))
+            assert img.shape == (*size, 3) and img.dtype == np.uint8 and img.std() > 2
+            np.testing.assert_array_equal(img, photo(name, *size, np.random.default_rng(2)))
+    seen = set()
+    for seed in range(40):
+        bg, name = make_background(64, 48, np.random.default_rng(seed))
+        assert bg.shape == (64, 48, 3) and bg.dtype == np.uint8
+        seen.add(name)
+    assert seen & set(names) and seen & set(PROCEDURAL)
 
 
 def test_hair_strands_give_fractional_alpha():
