@@ -97,47 +97,54 @@ def landmarks_3d(ident: Identity) -> tuple[np.ndarray, np.ndarray]:
 
 def _landmarks_3d(ident: Identity) -> tuple[np.ndarray, np.ndarray]:
     p = np.zeros((68, 3))
-    fxs = np.zeros(68)
     # Jaw 0-16: from the image-left temple round the chin to the right.
     phi = np.linspace(-np.pi / 2, np.pi / 2, 17)
-    jx = ident.jaw_top * np.sign(phi) * np.abs(np.sin(phi)) ** ident.jaw_q
-    jy = 0.05 + (ident.chin - 0.05) * np.cos(phi) ** 0.85
-    p[0:17] = np.stack([jx, EYE_LINE + jy, 0.05 + 0.8 * np.cos(phi)], axis=1)
-    jaw_n = np.stack([np.sin(phi), 0.25 * np.ones(17), np.cos(phi)], axis=1)
+    sin_phi, cos_phi = np.sin(phi), np.cos(phi)
+    p[0:17, 0] = ident.jaw_top * np.sign(phi) * np.abs(sin_phi) ** ident.jaw_q
+    p[0:17, 1] = EYE_LINE + 0.05 + (ident.chin - 0.05) * cos_phi**0.85
+    p[0:17, 2] = 0.05 + 0.8 * cos_phi
+    # Points 17-67 lie on the face surface: collected as (x, y below the eye line, bump)
+    # per feature, then lifted onto the surface in one go.
     # Brows 17-21 (outer to inner) and 22-26 (inner to outer).
     t = np.linspace(0.0, 1.0, 5)
     ew, sep = ident.eye_w, ident.eye_sep
     bx_left = -sep - 1.25 * ew + t * 2.3 * ew
-    arch = ident.brow_arch * np.sin(np.pi * (0.15 + 0.75 * t))
-    by_left = -ident.brow_h - arch + 0.03 * (1 - t)
-    p[17:22] = _on_face(bx_left, by_left, 0.05)
-    p[22:27] = _on_face(-bx_left[::-1], by_left[::-1], 0.05)
-    fxs[17:22], fxs[22:27] = bx_left, -bx_left[::-1]
+    by_left = -ident.brow_h - ident.brow_arch * np.sin(np.pi * (0.15 + 0.75 * t)) + 0.03 * (1 - t)
     # Nose bridge 27-30 and base 31-35.
     nl, nw = ident.nose_len, ident.nose_w
-    p[27:31] = _on_face(np.zeros(4), np.array([-0.03, nl * 0.33, nl * 0.66, nl]), np.array([0.08, 0.15, 0.24, 0.34]))
-    nb_x = np.linspace(-nw, nw, 5)
-    p[31:36] = _on_face(nb_x, nl + np.array([0.0, 0.06, 0.09, 0.06, 0.0]), np.array([0.06, 0.13, 0.2, 0.13, 0.06]))
-    fxs[31:36] = nb_x
     # Eyes 36-41 and 42-47.
     eh, tilt = ident.eye_h, ident.eye_tilt
     ex = np.array([-1.0, -0.35, 0.35, 1.0, 0.35, -0.35]) * ew
     ey = np.array([-tilt, -eh, -eh * 0.95, 0.0, eh * 0.8, eh * 0.8])
-    p[36:42] = _on_face(-sep + ex, ey, 0.0)
-    p[42:48] = _on_face(sep - ex[[3, 2, 1, 0, 5, 4]], ey[[3, 2, 1, 0, 5, 4]], 0.0)
-    fxs[36:42], fxs[42:48] = -sep + ex, sep - ex[[3, 2, 1, 0, 5, 4]]
+    mirror = [3, 2, 1, 0, 5, 4]
     # Mouth: outer 48-59, inner 60-67.
     mw, my, sm, op = ident.mouth_w, ident.mouth_y, ident.smile, ident.mouth_open
     ul, ll = ident.lip_up, ident.lip_low
-    ox = np.array([-1.0, -0.6, -0.25, 0.0, 0.25, 0.6, 1.0, 0.6, 0.3, 0.0, -0.3, -0.6]) * mw
-    oy = my + np.array([-sm, -ul * 0.8, -ul, -ul * 0.8, -ul, -ul * 0.8, -sm, ll * 0.8, ll, ll, ll, ll * 0.8])
-    ix = np.array([-0.85, -0.3, 0.0, 0.3, 0.85, 0.3, 0.0, -0.3]) * mw
-    iy = my + np.array([-sm * 0.9, -op / 2, -op / 2, -op / 2, -sm * 0.9, op / 2, op / 2, op / 2])
-    p[48:60] = _on_face(ox, oy, 0.05)
-    p[60:68] = _on_face(ix, iy, 0.04)
-    fxs[48:60], fxs[60:68] = ox, ix
-    normals = _normals_on_face(fxs)
-    normals[0:17] = jaw_n / np.linalg.norm(jaw_n, axis=1, keepdims=True)
+    fx = np.concatenate([
+        bx_left, -bx_left[::-1],
+        np.zeros(4), np.linspace(-nw, nw, 5),
+        -sep + ex, sep - ex[mirror],
+        np.array([-1.0, -0.6, -0.25, 0.0, 0.25, 0.6, 1.0, 0.6, 0.3, 0.0, -0.3, -0.6]) * mw,
+        np.array([-0.85, -0.3, 0.0, 0.3, 0.85, 0.3, 0.0, -0.3]) * mw,
+    ])  # fmt: skip
+    fy = np.concatenate([
+        by_left, by_left[::-1],
+        [-0.03, nl * 0.33, nl * 0.66, nl], nl + np.array([0.0, 0.06, 0.09, 0.06, 0.0]),
+        ey, ey[mirror],
+        my + np.array([-sm, -ul * 0.8, -ul, -ul * 0.8, -ul, -ul * 0.8, -sm, ll * 0.8, ll, ll, ll, ll * 0.8]),
+        my + np.array([-sm * 0.9, -op / 2, -op / 2, -op / 2, -sm * 0.9, op / 2, op / 2, op / 2]),
+    ])  # fmt: skip
+    bump = np.concatenate([np.full(10, 0.05), [0.08, 0.15, 0.24, 0.34], [0.06, 0.13, 0.2, 0.13, 0.06], np.zeros(12), np.full(12, 0.05), np.full(8, 0.04)])
+    p[17:, 0] = fx
+    p[17:, 1] = EYE_LINE + fy
+    p[17:, 2] = _surface(fx) + bump
+    # Normals: the jaw's point outwards and a little down; the face's follow its surface.
+    normals = np.empty((68, 3))
+    normals[0:17] = np.stack([sin_phi, np.full(17, 0.25), cos_phi], axis=1)
+    normals[17:, 0] = 0.84 * fx  # (the nose bridge has fx = 0)
+    normals[17:, 1] = 0.0
+    normals[17:, 2] = 1.0
+    normals /= np.linalg.norm(normals, axis=1, keepdims=True)
     return p, normals
 
 

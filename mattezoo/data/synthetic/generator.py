@@ -34,6 +34,7 @@ SPLIT_TAGS = {"train": "train", "P3M-500-P": "p", "P3M-500-NP": "np"}
 PRIMARY = {"train": "blurred", "P3M-500-P": "blurred", "P3M-500-NP": "normal"}
 VIEWS = ("frontal", "three-quarter", "profile", "back")
 VIEW_P = (0.45, 0.25, 0.15, 0.15)
+_VIEW_CDF = np.cumsum(VIEW_P) / np.sum(VIEW_P)
 _IDENTITY_BLOCK = 1_000_000  # identity keys of one (seed, split): block * (3·seed + split) + j
 
 
@@ -75,7 +76,7 @@ class Portrait:
 
 
 def sample_pose(ident: Identity, h: int, w: int, rng: np.random.Generator) -> tuple[HeadPose, str, str]:
-    view = VIEWS[int(rng.choice(len(VIEWS), p=VIEW_P))]
+    view = VIEWS[int(np.searchsorted(_VIEW_CDF, rng.random(), side="right"))]  # rng.choice(4, p=VIEW_P), unchecked
     side = 1.0 if rng.random() < 0.5 else -1.0
     yaw = {
         "frontal": rng.uniform(-20, 20),

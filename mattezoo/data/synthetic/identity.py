@@ -41,6 +41,7 @@ IRIS_COLOURS = np.array(
     dtype=np.float32,
 )
 HAIR_KINDS = ("buzz", "short", "bob", "long", "curly")
+_HAIR_KIND_CDF = np.cumsum([0.08, 0.3, 0.2, 0.3, 0.12]) / np.sum([0.08, 0.3, 0.2, 0.3, 0.12])
 
 
 @dataclass(frozen=True)
@@ -106,12 +107,17 @@ def _flatten(v):
 
 
 def _jitter(rng: np.random.Generator, colour: np.ndarray, amount: float) -> tuple[float, float, float]:
-    c = np.clip(colour * (1.0 + rng.normal(0.0, amount, 3)), 0.0, 1.0)
-    return tuple(float(x) for x in c)
+    noise = rng.normal(0.0, amount, 3).tolist()
+    return tuple(min(max(float(c) * (1.0 + e), 0.0), 1.0) for c, e in zip(colour, noise))
+
+
+def _pick(rng: np.random.Generator, p: np.ndarray) -> int:
+    """``rng.choice(len(p), p=p)`` without its per-call checks: the same draw, the same pick."""
+    return int(np.searchsorted(p, rng.random(), side="right"))
 
 
 def make_hair(rng: np.random.Generator) -> HairStyle:
-    kind = HAIR_KINDS[int(rng.choice(len(HAIR_KINDS), p=[0.08, 0.3, 0.2, 0.3, 0.12]))]
+    kind = HAIR_KINDS[_pick(rng, _HAIR_KIND_CDF)]
     colour = _jitter(rng, HAIR_COLOURS[rng.integers(len(HAIR_COLOURS))], 0.08)
     length = {"buzz": (0.0, 0.05), "short": (0.15, 0.5), "bob": (0.9, 1.6), "long": (2.5, 6.0), "curly": (0.6, 2.8)}[kind]
     curl = rng.uniform(0.08, 0.2) if kind == "curly" else rng.uniform(0.0, 0.05)
