@@ -77,10 +77,10 @@ def _on_face(fx, fy, bump=0.0):
     return np.stack([fx, EYE_LINE + fy, z + 0 * fy], axis=-1)
 
 
-def _normals_on_face(fx) -> np.ndarray:
-    fx = np.asarray(fx, dtype=np.float64)
-    n = np.stack([0.84 * fx, np.zeros_like(fx), np.ones_like(fx)], axis=-1)
-    return n / np.linalg.norm(n, axis=-1, keepdims=True)
+# Constant points and shapes of draw_features.
+_CHEEKS = {side: _on_face(side * 0.55, 0.55, 0.0)[None] for side in (-1, 1)}
+_TAPER = np.linspace(0.55, 1.0, 5)  # brow thickness from the outer end in
+_UP = np.array([0.0, -1.0])
 
 
 @lru_cache(maxsize=4096)
@@ -236,7 +236,7 @@ def draw_features(canvas: Canvas, ident: Identity, pose: HeadPose, lm: np.ndarra
     for side, idx in ((-1, 2), (1, 14)):
         if tiny or vis[idx] < 0.0:
             continue
-        c, _ = pose.project(_on_face(side * 0.55, 0.55, 0.0)[None])
+        c, _ = pose.project(_CHEEKS[side])
         outline = ellipse_points(c[0], (0.22 * s, 0.16 * s), n=20)
         roi = canvas.roi(outline)
         if roi is not None:
@@ -264,9 +264,9 @@ def draw_features(canvas: Canvas, ident: Identity, pose: HeadPose, lm: np.ndarra
             continue
         sclera = canvas.fill(roi, [pts])
         canvas.over(roi, sclera, np.array([0.93, 0.91, 0.88], dtype=np.float32))
-        centre = pts.mean(axis=0)
-        eye_width = np.linalg.norm(pts[3] - pts[0])
-        eye_height = np.linalg.norm(pts[1] - pts[5]) + 1e-6
+        centre = np.array([pts[:, 0].mean(), pts[:, 1].mean()])
+        eye_width = math.hypot(*(pts[3] - pts[0]).tolist())
+        eye_height = math.hypot(*(pts[1] - pts[5]).tolist()) + 1e-6
         r = max(0.75, 0.5 * min(eye_width * 0.42, eye_height * 1.15))
         iris = canvas.fill(roi, [ellipse_points(centre, (r, r), n=20)]) * sclera
         canvas.over(roi, iris, np.asarray(ident.iris, dtype=np.float32))
@@ -289,9 +289,9 @@ def draw_features(canvas: Canvas, ident: Identity, pose: HeadPose, lm: np.ndarra
         if not _visible(vis, brow, 0.05):
             continue
         pts = lm[brow]
-        taper = np.linspace(0.55, 1.0, 5) if outer_first else np.linspace(1.0, 0.55, 5)
+        taper = _TAPER if outer_first else _TAPER[::-1]
         half = 0.5 * ident.brow_thick * s * taper
-        up = np.array([0.0, -1.0])
+        up = _UP
         band = np.concatenate([pts + up * half[:, None], (pts - up * half[:, None])[::-1]])
         roi = canvas.roi(band)
         if roi is not None:
