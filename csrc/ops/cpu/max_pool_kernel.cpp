@@ -7,6 +7,7 @@
 // The kernel-3 / stride-2 / padding-1 path uses that, computing each input
 // row's horizontal triples once, although odd rows belong to two windows.
 #include "ops/max_pool.h"
+#include "ops/cpu/huge_page_empty.h"
 
 #include <ATen/Dispatch.h>
 #include <ATen/OpMathType.h>
@@ -16,6 +17,7 @@
 #include <torch/library.h>
 
 #include <algorithm>
+#include <array>
 #include <utility>
 #include <vector>
 
@@ -190,9 +192,9 @@ std::tuple<at::Tensor, at::Tensor> max_pool2d_with_indices_cpu(const at::Tensor&
   const int64_t oW = pooled_size(input.size(3), g.kw, g.sw, g.pw);
   const auto fmt = input.suggest_memory_format();
   const at::Tensor in = input.contiguous(fmt);
-  const auto opts = input.options().memory_format(fmt);
-  at::Tensor values = at::empty({input.size(0), input.size(1), oH, oW}, opts);
-  at::Tensor indices = at::empty({input.size(0), input.size(1), oH, oW}, opts.dtype(index_dtype));
+  const std::array<int64_t, 4> out_size{input.size(0), input.size(1), oH, oW};
+  at::Tensor values = empty_huge_page_backed(out_size, input.options(), fmt);
+  at::Tensor indices = empty_huge_page_backed(out_size, input.options().dtype(index_dtype), fmt);
   if (values.numel() == 0) return {values, indices};
   const bool k3s2p1 = g.kh == 3 && g.kw == 3 && g.sh == 2 && g.sw == 2 && g.ph == 1 && g.pw == 1;
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, in.scalar_type(), "max_pool2d_with_indices_cpu", [&] {

@@ -8,7 +8,12 @@
 // its matches, and when some index lies outside its window the output is
 // redone as zero-fill plus raster-order scatter. All paths are exact for any
 // valid indices, deterministic, and reject out-of-range ones.
+//
+// Large outputs are mapped on transparent huge pages (huge_page_empty.h): on
+// the CI VM faulting in a fresh 256 MB output in 4 KiB pages cost more than
+// the unpool itself.
 #include "ops/max_unpool.h"
+#include "ops/cpu/huge_page_empty.h"
 
 #include <ATen/Dispatch.h>
 #include <ATen/Parallel.h>
@@ -142,8 +147,8 @@ at::Tensor max_unpool2d_cpu(const at::Tensor& input, const at::Tensor& indices, 
   const auto fmt = input.suggest_memory_format();
   const at::Tensor in = input.contiguous(fmt);
   const at::Tensor idx = indices.contiguous(fmt);
-  at::Tensor out = at::empty({input.size(0), input.size(1), output_size[0], output_size[1]},
-                             input.options().memory_format(fmt));
+  at::Tensor out = empty_huge_page_backed({input.size(0), input.size(1), output_size[0], output_size[1]},
+                                          input.options(), fmt);
   if (out.numel() == 0) return out;
   if (in.numel() == 0) return out.zero_();
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, in.scalar_type(), "max_unpool2d_cpu", [&] {
