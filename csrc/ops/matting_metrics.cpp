@@ -7,7 +7,10 @@
 // mattezoo/metrics/reference.py.
 #include "ops/matting_metrics.h"
 
+#include <ATen/ATen.h>
 #include <torch/library.h>
+
+#include <limits>
 
 namespace mattezoo::ops::metrics {
 
@@ -45,6 +48,20 @@ void check_filter(const at::Tensor& smooth_taps, const at::Tensor& deriv_taps, i
                     kBorderReflect, " (reflect) or ", kBorderReplicate, " (replicate), got ", border);
 }
 
+at::Tensor force_known_values(const at::Tensor& pred, const at::Tensor& trimap) {
+  const at::Tensor one = at::ones({}, pred.options()), zero = at::zeros({}, pred.options());
+  return at::where(trimap == kTrimapForeground, one, at::where(trimap == kTrimapBackground, zero, pred));
+}
+
+at::Tensor min_max_normalized(const at::Tensor& x) {
+  const at::Tensor d = x.to(at::kDouble);
+  const at::Tensor flat = d.flatten(1);
+  const at::Tensor lo = std::get<0>(flat.min(1)), span = std::get<0>(flat.max(1)) - lo;
+  const at::Tensor scale = at::where(span > std::numeric_limits<double>::epsilon(), 1.0 / span, at::zeros_like(span));
+  const at::Tensor shift = -lo * scale;
+  return d * scale.view({-1, 1, 1}) + shift.view({-1, 1, 1});
+}
+
 }  // namespace mattezoo::ops::metrics
 
 TORCH_LIBRARY_FRAGMENT(mattezoo, m) {
@@ -56,12 +73,19 @@ TORCH_LIBRARY_FRAGMENT(mattezoo, m) {
   // derivative filter (smooth ⊗ deriv along each axis, correlation order,
   // border rule 0 = reflect, 1 = replicate); summed over trimap == 128 only
   // when a trimap is given.
+  // force_known (needs the trimap): pred set to 1 / 0 where the trimap is
+  // 255 / 0 first; normalize: each image of that pred and of gt min-max
+  // scaled to [0, 1] in float64 first (mmagic's trimap-region convention).
   m.def(
-      "gradient_error(Tensor pred, Tensor gt, Tensor smooth_taps, Tensor deriv_taps, int border, Tensor? trimap)"
-      " -> Tensor");
+      "gradient_error(Tensor pred, Tensor gt, Tensor smooth_taps, Tensor deriv_taps, int border, Tensor? trimap,"
+      " bool force_known=False, bool normalize=False) -> Tensor");
   // Σ |phi(pred) - phi(gt)| per image ([B] float64) with the round-down map of
   // the largest 4-connected components at t = 0.1 .. 1.0; over trimap == 128
   // only when a trimap is given. assign_when_empty: an empty intersection
   // puts every pixel outside (mmagic) instead of skipping the threshold (P3M).
-  m.def("connectivity_error(Tensor pred, Tensor gt, Tensor? trimap, bool assign_when_empty) -> Tensor");
+  // force_known (needs the trimap): components of pred set to 1 / 0 where
+  // the trimap is 255 / 0.
+  m.def(
+      "connectivity_error(Tensor pred, Tensor gt, Tensor? trimap, bool assign_when_empty, bool force_known=False)"
+      " -> Tensor");
 }

@@ -46,6 +46,14 @@ void check_alpha_pair(const char* op, const at::Tensor& pred, const at::Tensor& 
 // border one of the kBorder* values.
 void check_filter(const at::Tensor& smooth_taps, const at::Tensor& deriv_taps, int64_t border);
 
+// The inputs the trimap-region flags of gradient_error / connectivity_error
+// describe, built from whole-tensor ATen ops on any device (the CUDA kernels
+// use them; the CPU kernels apply the same maps while they read each row):
+// pred with 1 / 0 where the trimap is 255 / 0, and each image of [B,H,W]
+// min-max scaled to [0, 1] in float64 (a constant image becomes 0).
+at::Tensor force_known_values(const at::Tensor& pred, const at::Tensor& trimap);
+at::Tensor min_max_normalized(const at::Tensor& x);
+
 // Reflect / replicate an index into [0, n) (n >= 1); reflect is periodic with
 // period 2n, so it also serves lines shorter than the filter, as scipy does.
 inline int64_t border_index(int64_t i, int64_t n, int64_t border) {

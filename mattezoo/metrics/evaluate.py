@@ -17,8 +17,6 @@ from . import ops, reference
 from .inputs import check_values, prepare, value_problem
 from .names import DEFAULT_CONVENTION, resolve_metrics
 
-_FOREGROUND, _BACKGROUND, _UNKNOWN = 255, 0, 128
-
 
 def evaluate(pred, gt, trimap=None, metrics=None, convention: str = DEFAULT_CONVENTION) -> dict[str, float]:
     """Metrics of one image as ``{name: value}``.
@@ -57,22 +55,6 @@ def _divide(num: torch.Tensor, den: torch.Tensor, empty: float) -> torch.Tensor:
     return torch.where(den > 0, num / den.clamp(min=1), torch.full_like(num, empty))
 
 
-def _force_known(p: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-    one, zero = torch.ones((), dtype=p.dtype, device=p.device), torch.zeros((), dtype=p.dtype, device=p.device)
-    return torch.where(t == _FOREGROUND, one, torch.where(t == _BACKGROUND, zero, p))
-
-
-def _minmax(x: torch.Tensor) -> torch.Tensor:
-    """Per-image OpenCV NORM_MINMAX to [0,1], in float64, as mmagic applies before its gradient."""
-    x = x.to(torch.float64)
-    flat = x.flatten(1)
-    lo, hi = flat.min(dim=1).values, flat.max(dim=1).values
-    span = hi - lo
-    scale = torch.where(span > torch.finfo(torch.float64).eps, 1.0 / span, torch.zeros_like(span))
-    shift = -lo * scale
-    return x * scale[:, None, None] + shift[:, None, None]
-
-
 def _compiled(p, g, t, names, convention) -> dict[str, torch.Tensor]:
     B, H, W = p.shape
     sums = ops.alpha_errors(p, g, t).cpu()
@@ -99,8 +81,9 @@ def _compiled(p, g, t, names, convention) -> dict[str, torch.Tensor]:
             elif name == "CONN":
                 out[name] = ops.connectivity_error(p, g, None, assign_when_empty=False).cpu() / 1000.0
         return out
-    # trimap-region: pred forced to the known values, sums over the unknown region.
-    forced = _force_known(p, t) if ("GRAD" in names or "CONN" in names) else None
+    # trimap-region: pred forced to the known values, sums over the unknown
+    # region. The kernels force (and for Grad min-max normalise) while they
+    # read, as full-size float64 temporaries would cost more than the metrics.
     for name in names:
         if name == "SAD":
             out[name] = abs_f / 1000.0
@@ -109,9 +92,10 @@ def _compiled(p, g, t, names, convention) -> dict[str, torch.Tensor]:
         elif name == "MAD":
             out[name] = _divide(abs_f, unknown, 0.0)
         elif name == "GRAD":
-            out[name] = ops.gradient_error(_minmax(forced), _minmax(g), "matlab", "replicate", t).cpu() / 1000.0
+            grad = ops.gradient_error(p, g, "matlab", "replicate", t, force_known=True, normalize=True)
+            out[name] = grad.cpu() / 1000.0
         elif name == "CONN":
-            out[name] = ops.connectivity_error(forced, g, t, assign_when_empty=True).cpu() / 1000.0
+            out[name] = ops.connectivity_error(p, g, t, assign_when_empty=True, force_known=True).cpu() / 1000.0
     return out
 
 

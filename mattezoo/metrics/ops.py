@@ -34,11 +34,11 @@ def _register_fakes() -> None:
         return pred.new_empty((pred.shape[0], ALPHA_ERROR_COLUMNS), dtype=torch.float64)
 
     @torch.library.register_fake("mattezoo::gradient_error")
-    def _gradient_error_fake(pred, gt, smooth_taps, deriv_taps, border, trimap):
+    def _gradient_error_fake(pred, gt, smooth_taps, deriv_taps, border, trimap, force_known=False, normalize=False):
         return pred.new_empty((pred.shape[0],), dtype=torch.float64)
 
     @torch.library.register_fake("mattezoo::connectivity_error")
-    def _connectivity_error_fake(pred, gt, trimap, assign_when_empty):
+    def _connectivity_error_fake(pred, gt, trimap, assign_when_empty, force_known=False):
         return pred.new_empty((pred.shape[0],), dtype=torch.float64)
 
 
@@ -57,11 +57,19 @@ def alpha_errors(pred, gt, trimap) -> torch.Tensor:
     return _ops().alpha_errors(pred, gt, trimap)
 
 
-def gradient_error(pred, gt, kind: str, border: str, trimap=None) -> torch.Tensor:
-    """Σ(|∇pred|−|∇gt|)² per image; ``kind`` "scipy" or "matlab" taps, ``border`` "reflect" or "replicate"."""
+def gradient_error(
+    pred, gt, kind: str, border: str, trimap=None, force_known: bool = False, normalize: bool = False
+) -> torch.Tensor:
+    """Σ(|∇pred|−|∇gt|)² per image; ``kind`` "scipy" or "matlab" taps, ``border`` "reflect" or "replicate".
+
+    ``force_known`` sets pred to 1 / 0 where ``trimap`` is 255 / 0 and
+    ``normalize`` min-max scales each image of that pred and of gt to [0, 1]
+    (mmagic's trimap-region Grad), inside the kernel, without full-size temporaries.
+    """
     smooth, deriv = _taps(kind)
-    return _ops().gradient_error(pred, gt, smooth, deriv, BORDERS[border], trimap)
+    return _ops().gradient_error(pred, gt, smooth, deriv, BORDERS[border], trimap, force_known, normalize)
 
 
-def connectivity_error(pred, gt, trimap=None, assign_when_empty: bool = False) -> torch.Tensor:
-    return _ops().connectivity_error(pred, gt, trimap, assign_when_empty)
+def connectivity_error(pred, gt, trimap=None, assign_when_empty: bool = False, force_known: bool = False) -> torch.Tensor:
+    """Σ|φ(pred)−φ(gt)| per image; ``force_known`` sets pred to 1 / 0 where ``trimap`` is 255 / 0 first."""
+    return _ops().connectivity_error(pred, gt, trimap, assign_when_empty, force_known)

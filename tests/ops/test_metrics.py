@@ -347,6 +347,62 @@ def test_ops_pass_opcheck():
     metric_ops._register_fakes()
     torch.library.opcheck(torch.ops.mattezoo.gradient_error, (pred, gt, smooth, deriv, 0, None), test_utils=tests)
     torch.library.opcheck(torch.ops.mattezoo.connectivity_error, (pred, gt, trimap, True), test_utils=tests)
+    matlab = [torch.from_numpy(t) for t in matlab_gaussgradient_taps()]
+    torch.library.opcheck(
+        torch.ops.mattezoo.gradient_error, (pred, gt, *matlab, 1, trimap, True, True), test_utils=tests
+    )
+    torch.library.opcheck(torch.ops.mattezoo.connectivity_error, (pred, gt, trimap, True, True), test_utils=tests)
+
+
+def _forced(pred: torch.Tensor, trimap: torch.Tensor) -> torch.Tensor:
+    return torch.where(trimap == 255, torch.ones_like(pred), torch.where(trimap == 0, torch.zeros_like(pred), pred))
+
+
+def _min_max(x: torch.Tensor) -> torch.Tensor:
+    """Per-image NORM_MINMAX in float64; a constant image becomes 0."""
+    x = x.double()
+    lo, hi = x.flatten(1).min(1).values, x.flatten(1).max(1).values
+    span = hi - lo
+    scale = torch.where(span > torch.finfo(torch.float64).eps, 1.0 / span, torch.zeros_like(span))
+    return x * scale[:, None, None] + (-lo * scale)[:, None, None]
+
+
+@pytest.mark.parametrize("device", cpu_and_cuda())
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_trimap_region_flags_equal_the_composed_inputs(device, dtype):
+    """force_known / normalize inside the kernels equal forcing and normalising the inputs beforehand."""
+    pairs = [make_pair(k, 41, 67, i) for i, k in enumerate(["smooth", "quantized", "ones", "blocky"])]
+    pred, gt, trimap = (torch.from_numpy(np.stack([x[j] for x in pairs])).to(device) for j in range(3))
+    pred, gt = pred.to(dtype), gt.to(dtype)
+    forced = _forced(pred, trimap)
+    for flags, inputs in (((True, True), (_min_max(forced), _min_max(gt))), ((True, False), (forced, gt))):
+        got = metric_ops.gradient_error(pred, gt, "matlab", "replicate", trimap, *flags)
+        want = metric_ops.gradient_error(*inputs, "matlab", "replicate", trimap)
+        torch.testing.assert_close(got, want, rtol=1e-12, atol=0)
+    got = metric_ops.connectivity_error(pred, gt, trimap, assign_when_empty=True, force_known=True)
+    want = metric_ops.connectivity_error(forced, gt, trimap, assign_when_empty=True)
+    torch.testing.assert_close(got, want, rtol=1e-12, atol=0)
+
+
+@needs_ops
+def test_trimap_region_flags_need_a_trimap():
+    p = torch.rand(1, 4, 4)
+    smooth, deriv = (torch.from_numpy(t) for t in matlab_gaussgradient_taps())
+    with pytest.raises(ValueError, match="needs a trimap"):
+        torch.ops.mattezoo.gradient_error(p, p, smooth, deriv, 1, None, True, False)
+    with pytest.raises(ValueError, match="needs a trimap"):
+        torch.ops.mattezoo.connectivity_error(p, p, None, True, True)
+
+
+@needs_ops
+@pytest.mark.parametrize("baseline", ["0", "1"])
+def test_portrait_pair_matches_reference(monkeypatch, baseline):
+    """A 150x260 portrait-like pair: long runs, many rows, and both CPU code paths of the level pass."""
+    monkeypatch.setenv("MATTEZOO_CPU_BASELINE", baseline)
+    pred, gt, trimap = synthetic_pair(150, 260, seed=6)
+    for convention in ("whole-image", "trimap-region"):
+        want = reference.evaluate_image(pred, gt, trimap, convention=convention)
+        assert_metrics_close(evaluate(pred, gt, trimap, convention=convention), want, convention)
 
 
 # ---------------------------------------------------------------- devices

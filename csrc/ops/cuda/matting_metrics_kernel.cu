@@ -214,12 +214,21 @@ __global__ void gradient_cols_kernel(const double* __restrict__ planes, const ui
 
 at::Tensor gradient_error_cuda(const at::Tensor& pred_in, const at::Tensor& gt_in, const at::Tensor& smooth_taps,
                                const at::Tensor& deriv_taps, int64_t border,
-                               const std::optional<at::Tensor>& trimap_in) {
+                               const std::optional<at::Tensor>& trimap_in, bool force_known, bool normalize) {
   check_alpha_pair("gradient_error", pred_in, gt_in, trimap_in);
   check_filter(smooth_taps, deriv_taps, border);
+  TORCH_CHECK_VALUE(!force_known || trimap_in.has_value(), "gradient_error: force_known needs a trimap");
   const TapsArg taps = make_taps(smooth_taps, deriv_taps);
   c10::cuda::CUDAGuard guard(pred_in.device());
-  const at::Tensor pred = pred_in.contiguous(), gt = gt_in.contiguous();
+  // The trimap-region inputs as whole-tensor ops (cheap on the device).
+  at::Tensor pred = force_known ? force_known_values(pred_in, *trimap_in) : pred_in;
+  at::Tensor gt = gt_in;
+  if (normalize) {
+    pred = min_max_normalized(pred);
+    gt = min_max_normalized(gt);
+  }
+  pred = pred.contiguous();
+  gt = gt.contiguous();
   const at::Tensor trimap = trimap_in.has_value() ? trimap_in->contiguous() : at::Tensor();
   const int64_t B = pred.size(0), H = pred.size(1), W = pred.size(2), n = H * W;
   const auto f64 = pred.options().dtype(at::kDouble);
@@ -364,10 +373,15 @@ __global__ void conn_phi_kernel(const scalar_t* __restrict__ pred, const scalar_
 }
 
 at::Tensor connectivity_error_cuda(const at::Tensor& pred_in, const at::Tensor& gt_in,
-                                   const std::optional<at::Tensor>& trimap_in, bool assign_when_empty) {
+                                   const std::optional<at::Tensor>& trimap_in, bool assign_when_empty,
+                                   bool force_known) {
   check_alpha_pair("connectivity_error", pred_in, gt_in, trimap_in);
+  TORCH_CHECK_VALUE(!force_known || trimap_in.has_value(), "connectivity_error: force_known needs a trimap");
   c10::cuda::CUDAGuard guard(pred_in.device());
-  const at::Tensor pred = pred_in.contiguous(), gt = gt_in.contiguous();
+  // Forcing changes pred only where the trimap is known, outside the unknown
+  // region that phi is summed over, so one forced pred serves both.
+  const at::Tensor pred = (force_known ? force_known_values(pred_in, *trimap_in) : pred_in).contiguous();
+  const at::Tensor gt = gt_in.contiguous();
   const at::Tensor trimap = trimap_in.has_value() ? trimap_in->contiguous() : at::Tensor();
   const int64_t B = pred.size(0), H = pred.size(1), W = pred.size(2), n = H * W, total = B * n;
   const auto f64 = pred.options().dtype(at::kDouble);
