@@ -11,11 +11,13 @@ from mattezoo import MethodSpec, hookimpl
 class TinyMattingNet(nn.Module):
     """A two-layer conv net: trimap-free, so it exercises the nn.Module paths."""
 
-    def __init__(self, width: int = 4):
+    def __init__(self, width: int = 4, batchnorm: bool = False):
         super().__init__()
         if width < 1:
             raise ValueError(f"width must be >= 1, got {width}")
-        self.body = nn.Sequential(nn.Conv2d(3, width, 3, padding=1), nn.ReLU(), nn.Conv2d(width, 1, 1))
+        norm = [nn.BatchNorm2d(width)] if batchnorm else []
+        # No bias before BatchNorm: it would cancel (a zero gradient, up to rounding).
+        self.body = nn.Sequential(nn.Conv2d(3, width, 3, padding=1, bias=not batchnorm), *norm, nn.ReLU(), nn.Conv2d(width, 1, 1))
 
     def forward(self, image):
         return torch.sigmoid(self.body(image))
@@ -37,9 +39,9 @@ class BlueScreenFill:
         return torch.where(trimap == 0.5, 1 - blue, trimap)
 
 
-def build_tiny(width: int = 4) -> TinyMattingNet:
+def build_tiny(width: int = 4, batchnorm: bool = False) -> TinyMattingNet:
     torch.manual_seed(0)
-    return TinyMattingNet(width)
+    return TinyMattingNet(width, batchnorm)
 
 
 def build_luma() -> TrimapUnknownToLuma:

@@ -194,7 +194,11 @@ def train_method(
                 _set_trainable(model, stage)
                 step_module = _LossModule(model, stage.loss)
                 if info.enabled:
-                    step_module = nn.parallel.DistributedDataParallel(step_module, device_ids=[device.index] if device.type == "cuda" else None)
+                    # static_graph: the graph is the same every step of a stage, and DDP then
+                    # copes with parameters a model holds but never uses (P3M-Net's ResNet fc).
+                    step_module = nn.parallel.DistributedDataParallel(
+                        step_module, device_ids=[device.index] if device.type == "cuda" else None, static_graph=True
+                    )
                 ddp_stage = stage
             t0 = time.perf_counter()
             batch = {k: v.to(device, non_blocking=True) for k, v in next(loader).items()}
@@ -202,12 +206,13 @@ def train_method(
                 batch = {k: v.contiguous(memory_format=torch.channels_last) for k, v in batch.items()}
             optimizer.zero_grad(set_to_none=True)
             autocast = torch.autocast(device.type, dtype=amp_dtype) if amp_dtype is not None else contextlib.nullcontext()
-            with autocast:
-                parts = step_module(batch)
-            loss = parts["loss"]
-            if not torch.isfinite(loss.detach()):
-                raise MattezooError(f"training {spec.name!r} diverged at step {step}: the loss is {loss.item()} ({ {k: float(v) for k, v in parts.items()} })")
-            scaler.scale(loss).backward()
+            with distributed.batchnorm_step():
+                with autocast:
+                    parts = step_module(batch)
+                loss = parts["loss"]
+                if not torch.isfinite(loss.detach()):
+                    raise MattezooError(f"training {spec.name!r} diverged at step {step}: the loss is {loss.item()} ({ {k: float(v) for k, v in parts.items()} })")
+                scaler.scale(loss).backward()
             if cfg.grad_clip is not None:
                 scaler.unscale_(optimizer)
                 torch.nn.utils.clip_grad_norm_([p for p in model.parameters() if p.grad is not None], cfg.grad_clip)

@@ -1,5 +1,12 @@
-"""Two gloo processes on a global batch train the same model as one process on that batch."""
+"""Two gloo processes on a global batch train the same model as one process on that batch.
 
+The model is the toy conv net with BatchNorm: its gradients are smooth, so
+agreement can be checked tightly. (A P3M-Net at initialisation is not such a
+model: its max-pool indices, ReLU kinks and argmax fusion turn float-rounding
+differences of the forward pass into gradient differences of a few percent.)
+"""
+
+import json
 import socket
 import subprocess
 import sys
@@ -7,18 +14,24 @@ from pathlib import Path
 
 import pytest
 import torch
+from ddp_worker import config, samples
+from toy_plugins import TINY, TinyRecipePlugin, ToyPlugin
 
-from mattezoo.data import SyntheticP3M
-from mattezoo.train import TrainConfig, load_training_checkpoint, train_method
+from mattezoo.testing import registered_plugin
+from mattezoo.train import load_training_checkpoint, train_method
 
 WORKER = Path(__file__).with_name("ddp_worker.py")
-STEPS = 2
+STEPS = 4
 
 
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def _records(path):
+    return [json.loads(line) for line in Path(path).read_text().splitlines()]
 
 
 @pytest.mark.skipif(not torch.distributed.is_available() or not torch.distributed.is_gloo_available(), reason="needs torch.distributed with gloo")
@@ -29,29 +42,23 @@ def test_two_gloo_processes_match_one_process(tmp_path):
                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) for r in range(2)]
     logs = [p.communicate(timeout=600)[0] for p in procs]
     assert all(p.returncode == 0 for p in procs), "\n".join(logs)
-    # Only rank 0 wrote: one checkpoint and one log, in rank 0's folder.
+    # Only rank 0 wrote: one checkpoint and one log.
     assert sorted(f.name for f in out.iterdir()) == ["checkpoint.pt", "final.pt", "log.jsonl"]
+    assert _records(out / "log.jsonl")[0]["world"] == 2
 
     torch.set_num_threads(1)
-    ds = SyntheticP3M("train", n=4, size=64, seed=3)
-    cfg = TrainConfig(method="basic", steps=STEPS, batch=4, size=64, lr=1e-3, seed=4, log_every=1, progress=False)
-    single = train_method(cfg, [ds[i] for i in range(4)], "blurred", tmp_path / "single")
+    with registered_plugin(ToyPlugin(TINY), "toys"), registered_plugin(TinyRecipePlugin(), "toy_recipes"):
+        single = train_method(config(STEPS), samples(), "blurred", tmp_path / "single")
 
-    ddp_log = [r for r in load_lines(out / "log.jsonl") if r["event"] == "step"]
-    assert [r["step"] for r in ddp_log] == [r["step"] for r in single.history] == list(range(1, STEPS + 1))
-    for a, b in zip(ddp_log, single.history):
-        for key in ("loss", "global", "local", "fusion", "composition"):
-            assert a[key] == pytest.approx(b[key], rel=1e-4, abs=1e-6), (key, a, b)
+    ddp_steps = [r for r in _records(out / "log.jsonl") if r["event"] == "step"]
+    assert [r["step"] for r in ddp_steps] == [r["step"] for r in single.history] == list(range(1, STEPS + 1))
+    for a, b in zip(ddp_steps, single.history):
+        for key in ("loss", "alpha", "laplacian"):
+            assert a[key] == pytest.approx(b[key], rel=1e-5), (key, a, b)
     ddp_state = torch.load(out / "final.pt", weights_only=True)
-    for name, value in single.model.state_dict().items():
-        if "running" in name:
-            torch.testing.assert_close(ddp_state[name], value, rtol=1e-4, atol=1e-5, msg=name)
-        elif value.is_floating_point():
-            torch.testing.assert_close(ddp_state[name], value, rtol=1e-3, atol=2e-4, msg=name)
+    single_state = single.model.state_dict()
+    assert any("running_mean" in k for k in single_state)  # BatchNorm statistics are compared too
+    for name, value in single_state.items():
+        if value.is_floating_point():
+            torch.testing.assert_close(ddp_state[name], value, rtol=1e-4, atol=1e-6, msg=name)
     assert load_training_checkpoint(out / "checkpoint.pt")["step"] == STEPS
-
-
-def load_lines(path):
-    import json
-
-    return [json.loads(line) for line in Path(path).read_text().splitlines()]

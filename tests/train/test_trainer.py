@@ -100,7 +100,8 @@ def test_resume_with_other_settings_is_refused(tiny_set, tmp_path):
 
 def test_corrupt_and_foreign_checkpoints_are_refused(tiny_set, tmp_path):
     ckpt = tmp_path / "checkpoint.pt"
-    ckpt.write_bytes(b"\x80\x04 not a checkpoint at all")
+    torch.save({"format": "mattezoo-train-checkpoint", "model": {"w": torch.zeros(1000)}}, ckpt)
+    ckpt.write_bytes(ckpt.read_bytes()[:300])  # truncated, as by a full disk
     with pytest.raises(CheckpointError, match="not a readable torch checkpoint"):
         train_method(_cfg(steps=1), tiny_set, "blurred", tmp_path)
     torch.save({"state_dict": {"w": torch.zeros(2)}}, ckpt)
