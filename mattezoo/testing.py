@@ -81,6 +81,12 @@ def check_spec(spec: MethodSpec) -> None:
         assert result.metrics, f"{spec.name}: a paper result of {result.source} has no metrics"
         for metric, value in result.metrics.items():
             assert np.isfinite(value), f"{spec.name}: {result.source} {metric} is not finite"
+    if spec.recipe is not None:
+        from .train import Recipe, find_recipe
+
+        assert spec.family != "classical", f"{spec.name}: a classical method has nothing to train, yet names a recipe"
+        recipe = find_recipe(spec)
+        assert isinstance(recipe, Recipe), f"{spec.name}: recipe {spec.recipe} did not give a mattezoo.train.Recipe"
 
 
 def run_conformance(name: str, *, size: int = 64, options: dict | None = None, backward: bool = True) -> ConformanceReport:
