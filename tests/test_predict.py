@@ -139,3 +139,59 @@ def test_broken_method_output_is_reported():
     model.forward = lambda image: image
     with pytest.raises(mattezoo.MattezooError, match="expected a tensor of shape"):
         mattezoo.predict(model, sample_inputs(8, 8)[0])
+
+
+# --- mattezoo predict --strategy -----------------------------------------------------
+
+
+def _capture_created_methods(monkeypatch) -> list:
+    """Make ``mattezoo predict`` record the method objects (and options) it creates."""
+    from mattezoo.cli import predict_cmd
+
+    created = []
+
+    def recording(name, **options):
+        method = mattezoo.create_method(name, **options)
+        created.append((method, options))
+        return method
+
+    monkeypatch.setattr(predict_cmd, "create_method", recording)
+    return created
+
+
+def test_predict_strategy_reaches_p3m_net(tmp_path, monkeypatch):
+    from mattezoo.cli import main
+    from mattezoo.images import read_matte
+
+    created = _capture_created_methods(monkeypatch)
+    image = sample_inputs(70, 45, seed=3)[0]
+    write_png(tmp_path / "portrait.png", image)
+    image_t = torch.from_numpy(image).permute(2, 0, 1)[None].float() / 255
+    written = {}
+    for strategy in ("hybrid", "resize"):
+        out = tmp_path / strategy
+        argv = ["predict", str(tmp_path / "portrait.png"), "--method", "p3m_net", "--strategy", strategy, "--out", str(out)]
+        assert main(argv + ["-o", "max_side=64"]) == 0
+        method, options = created[-1]
+        assert options["strategy"] == strategy and method.strategy == strategy
+        written[strategy] = read_matte(out / "portrait.png")
+        # The file is the matte of the strategy asked for, not of the other one.
+        own = method.infer_details(image_t, strategy=strategy).alpha[0, 0].numpy()
+        other = method.infer_details(image_t, strategy="resize" if strategy == "hybrid" else "hybrid").alpha[0, 0].numpy()
+        assert np.abs(own - other).max() > 2 / 255
+        np.testing.assert_allclose(written[strategy], own, atol=0.5 / 255 + 1e-6)
+
+
+def test_predict_strategy_errors(tmp_path, capsys):
+    from mattezoo.cli import main
+
+    write_png(tmp_path / "a.png", sample_inputs(16, 16)[0])
+    base = ["predict", str(tmp_path / "a.png"), "--out", str(tmp_path / "out")]
+    assert main(base + ["--method", "p3m_net", "--strategy", "tiled"]) == 2
+    assert "unknown P3M-Net test strategy 'tiled'; valid strategies: hybrid, resize" in capsys.readouterr().err
+    assert main(base + ["--method", "tiny_net", "--strategy", "hybrid"]) == 2
+    err = capsys.readouterr().err
+    assert "method 'tiny_net' has no test-time strategies" in err and "methods with strategies: basic, p3m_net" in err
+    assert main(base + ["--method", "basic", "--strategy", "hybrid", "-o", "strategy=resize"]) == 2
+    assert "both given" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()

@@ -9,9 +9,10 @@ from pathlib import Path
 from tqdm import tqdm
 
 from ..errors import InputError, InvalidOptionError, MattezooError
-from ..factory import create_method
+from ..factory import create_method, method_options
 from ..images import list_images, read_image, write_png
 from ..inference import predict, spec_of
+from ..registry import get_registry, split_name_tag
 
 
 def add_parser(sub):
@@ -21,6 +22,9 @@ def add_parser(sub):
     p.add_argument("--trimap", help="trimap file (for one image) or folder of trimaps paired by file stem")
     p.add_argument("--checkpoint", help="local weights file for a learned method")
     p.add_argument("--device", help="cpu, cuda or cuda:N (default: cpu)")
+    p.add_argument("--strategy", metavar="NAME",
+                   help="test-time strategy of methods that have one, e.g. hybrid or resize for p3m_net and basic "
+                        "(the method checks the value and lists its valid ones)")
     p.add_argument("--option", "-o", action="append", default=[], metavar="KEY=VALUE",
                    help="a method option, e.g. -o radius=2 (values are Python literals; repeatable)")
     p.add_argument("--out", default="mattezoo-predictions", help="output folder (default: %(default)s)")
@@ -43,6 +47,32 @@ def parse_options(pairs: list[str]) -> dict:
             value = raw  # a bare word such as strategy=hybrid
         options[key.strip()] = value
     return options
+
+
+def methods_with_strategies() -> list[str]:
+    """Registered methods whose factory takes a ``strategy`` option."""
+    names = []
+    for name in get_registry().names():
+        try:
+            if "strategy" in method_options(name):
+                names.append(name)
+        except MattezooError:  # a plugin whose factory cannot be imported has no usable strategies
+            continue
+    return names
+
+
+def strategy_option(method: str, strategy: str | None, options: dict) -> dict:
+    """``options`` with ``strategy`` added for a method that has strategies; a clear error otherwise."""
+    if strategy is None:
+        return options
+    if "strategy" in options:
+        raise InvalidOptionError(f"--strategy {strategy!r} and -o strategy={options['strategy']!r} both given; pass one")
+    base, _tag = split_name_tag(method)
+    if "strategy" not in method_options(base):
+        having = methods_with_strategies()
+        listed = ", ".join(having) if having else "none of the registered methods"
+        raise InvalidOptionError(f"method {base!r} has no test-time strategies, so --strategy does not apply; methods with strategies: {listed}")
+    return {**options, "strategy": strategy}
 
 
 def cutout_rgba(image, alpha):
@@ -82,7 +112,7 @@ def _pairs(args) -> list[tuple[Path, Path | None]]:
 
 
 def run(args) -> int:
-    options = parse_options(args.option)
+    options = strategy_option(args.method, args.strategy, parse_options(args.option))
     if args.checkpoint:
         options["pretrained"] = args.checkpoint
     if args.device:
