@@ -12,6 +12,7 @@ so > 1 means mattezoo is faster).
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 import time
@@ -65,6 +66,12 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; {status()}")
     print(f"P3M-Net shapes for a {args.size}² input, batch {args.batch}, channels_last={args.channels_last}")
+    # Outputs of 4 MiB and more: ours on transparent huge pages unless MATTEZOO_HUGE_PAGES=0,
+    # torch's only with THP_MEM_ALLOC_ENABLE=1 (benchmarks/README.md).
+    print(
+        f"MATTEZOO_HUGE_PAGES={os.environ.get('MATTEZOO_HUGE_PAGES', '(unset: on)')} "
+        f"THP_MEM_ALLOC_ENABLE={os.environ.get('THP_MEM_ALLOC_ENABLE', '(unset: off)')}"
+    )
 
     for index_dtype in (torch.int64, torch.int32):
         rows = []

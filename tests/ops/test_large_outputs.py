@@ -71,3 +71,20 @@ def test_large_output_is_an_ordinary_tensor(monkeypatch):
     assert grown.numel() == out.numel() * 2 and float(grown[-1]) == 0.0
     del out, grown, values, idx
     gc.collect()
+
+
+@pytest.mark.parametrize("cache_mb", ["512", "0"])
+def test_reused_output_memory_holds_no_stale_values(monkeypatch, cache_mb):
+    """A freed output's mapping is kept and handed to the next output of that size: every element is rewritten."""
+    monkeypatch.setenv("MATTEZOO_HUGE_PAGES", "1")
+    monkeypatch.setenv("MATTEZOO_OUTPUT_CACHE_MB", cache_mb)
+    g = torch.Generator().manual_seed(6)
+    for _ in range(3):
+        pre = torch.rand(PRE_SHAPE, generator=g) + 1.0  # every pooled value >= 1: stale values would show
+        values, idx = F.max_pool2d(pre, 3, 2, 1, return_indices=True)
+        want = one_thread(torch.ops.aten.max_unpool2d, -values, idx, list(PRE_SHAPE[-2:]))
+        got = max_unpool2d(-values, idx, PRE_SHAPE[-2:])
+        assert torch.equal(got, want)
+        got_v, got_i = max_pool2d_with_indices(pre)
+        assert torch.equal(got_v, values) and torch.equal(got_i, idx)
+        del got, got_v, got_i

@@ -6,6 +6,10 @@
 // (P3M-Net's last unpool) took 298 ms in 4 KiB pages and 44 ms in 2 MiB
 // pages, against 29 ms into memory already mapped (benchmarks/README.md).
 // torch's own allocator does the same only when THP_MEM_ALLOC_ENABLE=1 is set.
+// Worse, the VM's balloon hands freed 2 MiB blocks back to the host, so a
+// fresh mapping can fault in from the host (0.1-2.7 s for 256 MB measured):
+// freed outputs are therefore kept (up to MATTEZOO_OUTPUT_CACHE_MB, default
+// 512; 0 keeps none) and reused for the next output of the same size.
 #pragma once
 
 #include <ATen/core/Tensor.h>
