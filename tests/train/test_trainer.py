@@ -140,3 +140,10 @@ def test_bad_settings_name_the_valid_choices(tiny_set):
         train_method(_cfg(recipe_options={"weights": {}}), tiny_set)
     with pytest.raises(InvalidOptionError, match=r"unknown P3M loss weight\(s\) \['fusionn'\]"):
         train_method(_cfg(recipe_options={"loss_weights": {"fusionn": 1.0}}), tiny_set)
+
+
+def test_worker_processes_change_nothing(tiny_set, toy_recipe, tmp_path):
+    inline = train_method(_cfg("tiny_net", steps=3, batch=2, workers=0), tiny_set, "normal")
+    workers = train_method(_cfg("tiny_net", steps=3, batch=2, workers=1), tiny_set, "normal")
+    for (name, a), b in zip(inline.model.state_dict().items(), workers.model.state_dict().values()):
+        assert torch.equal(a, b), name
