@@ -41,6 +41,7 @@ def add_arguments(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
     size.add_argument("--n-train", type=int, help="training portraits")
     size.add_argument("--n-test", type=int, help="portraits per test set")
     size.add_argument("--max-side", type=int, help="real data: shrink images with a longer side than this")
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice; 1 helps on a busy shared machine)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.add_argument("--quiet", action="store_true", help="do not print the tables at the end")
     return p
@@ -122,6 +123,12 @@ def main(argv: list[str] | None = None) -> int:
 
 def run(args, argv: list[str] | None = None) -> int:
     try:
+        if args.threads is not None:
+            if args.threads < 1:
+                raise InputError(f"--threads must be a positive integer, got {args.threads}")
+            import torch
+
+            torch.set_num_threads(args.threads)
         config = config_from_args(args, argv)
         run_obj = run_bench(config, echo=None if args.quiet else print)
     except MattezooError as exc:

@@ -84,7 +84,7 @@ def gap_plot(records, path: Path) -> Path | None:
         return None
     plt = _pyplot()
     names = list(values)
-    fig, ax = plt.subplots(figsize=(1.8 + 0.9 * len(names), 3.0))
+    fig, ax = plt.subplots(figsize=(max(4.2, 1.8 + 0.9 * len(names)), 3.0))
     colours = ["#d62728" if values[n] > 0 else "#2ca02c" for n in names]
     bars = ax.bar(names, [values[n] for n in names], color=colours, width=0.6)
     for b, n in zip(bars, names):
@@ -92,7 +92,7 @@ def gap_plot(records, path: Path) -> Path | None:
         ax.annotate(f"{v:+.3f}", (b.get_x() + b.get_width() / 2, v), ha="center", va="bottom" if v >= 0 else "top", fontsize=7)
     ax.axhline(0, color="black", linewidth=0.8)
     ax.set_ylabel("SAD(B:N) − SAD(N:N)", fontsize=8)
-    ax.set_title("PPT gap: cost of training on blurred faces\n(tested on normal faces; > 0: blurred training is worse)", fontsize=9)
+    ax.set_title("PPT gap on normal test faces\n(> 0: training on blurred faces is worse)", fontsize=9)
     ax.tick_params(labelsize=8)
     lo, hi = ax.get_ylim()
     pad = 0.15 * (hi - lo)
@@ -144,6 +144,6 @@ def grid_plot(method: str, records, source, out: Path, path: Path, rows_per_test
             ax.imshow(img, cmap=None if img.ndim == 3 else "gray", vmin=0, vmax=255 if img.dtype == np.uint8 else 1, interpolation="nearest")
             ax.set_title(title, fontsize=6.5, pad=2)
     fig.suptitle(f"{method}: predictions per protocol (train:test)", fontsize=8.5)
-    fig.savefig(path, dpi=100)
+    fig.savefig(path, dpi=85)
     plt.close(fig)
     return path

@@ -50,6 +50,20 @@ def csv_text(records) -> str:
     return buf.getvalue()
 
 
+def compute_seconds(records) -> float:
+    """Training (each run once) plus evaluation time of every finished cell, as its record says."""
+    runs = {}
+    total = 0.0
+    for r in records:
+        if r["status"] != "ok":
+            continue
+        total += (r.get("timings") or {}).get("eval_s") or 0.0
+        tr = r.get("train") or {}
+        if tr.get("folder"):
+            runs[tr["folder"]] = tr.get("seconds") or 0.0
+    return total + sum(runs.values())
+
+
 def _csv_num(v):
     return "" if v is None or (isinstance(v, float) and not math.isfinite(v)) else repr(float(v))
 
@@ -96,6 +110,8 @@ def markdown_report(run, figures: dict[str, Path], out: Path) -> str:
         "",
     ]
     lines += [f"- {n}" for n in run.source.notes]
+    tests = {**run.source.tests, **run.source.extra_tests}
+    lines.append("- Test sets: " + "; ".join(f"**{k}** = {t.label}, {len(t.dataset)} images, {t.view} view" for k, t in tests.items()) + ".")
     if run.source.missing:
         lines += [f"- **{proto}**: {why}" for proto, why in run.source.missing.items()]
     lines += [
@@ -129,7 +145,8 @@ def markdown_report(run, figures: dict[str, Path], out: Path) -> str:
         "## Reproducibility",
         "",
         f"- started {rec.get('started_at')}, finished {rec.get('finished_at')}, wall time {rec.get('wall_s', 0):.0f} s "
-        f"(data {run.timings.get('prepare_s', 0):.0f} s, cells {run.timings.get('cells_s', 0):.0f} s, report {run.timings.get('report_s', 0):.0f} s)",
+        f"(data {run.timings.get('prepare_s', 0):.0f} s, cells {run.timings.get('cells_s', 0):.0f} s, report {run.timings.get('report_s', 0):.0f} s); "
+        f"computing every cell took {compute_seconds(records):.0f} s (training runs plus evaluations, from the cell records, cached ones included)",
         f"- seed {rec.get('seed')}; python {versions.get('python')}, torch {versions.get('torch')}, numpy {versions.get('numpy')}, "
         f"mattezoo {versions.get('mattezoo')} ({versions.get('extension')})",
         f"- git commit {git.get('commit', 'unknown')}{' (with local changes)' if git.get('dirty') else ''}",
@@ -155,6 +172,7 @@ def write_report(run, wall_s: float) -> dict[str, Path]:
     t0 = time.perf_counter()
     figures = _figures(run, out)
     run.timings["report_s"] = time.perf_counter() - t0
+    run.timings["compute_s"] = compute_seconds(list(run.records.values()))
     run.record = make_record(run.config, run.record.get("started_at", ""), wall_s + run.timings["report_s"], run.timings)
     records = list(run.records.values())
     write_atomic(out / "results.csv", csv_text(records))

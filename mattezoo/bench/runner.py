@@ -197,7 +197,8 @@ def prepare(cfg: BenchConfig) -> BenchRun:
     for cell in plan.cells:
         cached = store.load(cell) if cell.status == "planned" else None
         if cached is not None:
-            cached["cached"] = True
+            # The same evaluation may fill other protocols in this plan (classical B:B alone vs B:B = N:B).
+            cached["cached"], cached["protocols"] = True, list(cell.protocols)
             records[cell.id] = cached
         else:
             records[cell.id] = base_record(cfg, source, cell)
@@ -241,7 +242,9 @@ def _evaluate_cell(run: BenchRun, cell: Cell, model, train_info: dict | None) ->
     t0 = time.perf_counter()
     try:
         obj = model if model is not None else cell.method
-        result = evaluate_method(obj, test.dataset, test.view, device=cfg.device, convention=cfg.convention,
+        # Untrained (classical) methods take numpy-backed CPU tensors; trained models sit on --device.
+        device = cfg.device if model is not None else None
+        result = evaluate_method(obj, test.dataset, test.view, device=device, convention=cfg.convention,
                                  keep=cfg.preset.keep, progress=False)
         record["eval"] = result.to_dict(per_image=True)
         record["predictions"] = _save_predictions(Path(cfg.out), cell, result)

@@ -136,18 +136,18 @@ def table1(records, specs, protocols, source=None) -> Table | None:
     if not methods:
         return None
     groups = []
-    for test, label in (("B", "blurred test"), ("N", "normal test")):
+    for test in ("B", "N"):
         covered = [p for p in protocols if p.endswith(":" + test)]
         if covered:
-            groups.append((" = ".join(covered), test, label))
+            groups.append((" = ".join(covered), test))
     table = Table(
         "Table 1 shape: classical trimap-based methods (ground-truth trimap, unknown region)",
-        [(f"{g} ({label})", list(HEADLINE)) for g, _, label in groups],
+        [(g, list(HEADLINE)) for g, _ in groups],
         notes=["These methods do not train, so the training view changes nothing: each column group is one run on that test set, as in the paper's Table 1."],
     )
     for m in methods:
         values, paper = [], []
-        for g, test, _ in groups:
+        for g, test in groups:
             first = g.split(" = ")[0]
             values += cell_values(_record_for(records, m, first), HEADLINE, headline=True)
             if source is not None and source.is_p3m10k:
@@ -199,12 +199,13 @@ def table4(records, specs, source=None) -> Table | None:
             if rec is None:
                 continue
             mark = "" if rec["family"] == "trimap-free" else " †"
-            table.rows.append((f"{m}{mark} / {label}", cell_values(rec, ALL_METRICS, headline=False)))
+            table.rows.append((f"{m}{mark} / {test}", cell_values(rec, ALL_METRICS, headline=False)))
             if source is not None and source.is_p3m10k:
                 t = source.tests.get(test) or source.extra_tests.get(test)
                 paper = paper_values(specs.get(m), f"B:{test}", t, ALL_METRICS, trains=rec["trains"])
                 if paper:
-                    table.rows.append((f"{m}{mark} (paper) / {label}", paper))
+                    table.rows.append((f"{m}{mark} (paper) / {test}", paper))
+    table.notes.insert(0, "Test sets: " + "; ".join(f"{key} = {label}" for key, label in tests) + ".")
     return table
 
 
@@ -232,7 +233,8 @@ def gaps(records) -> dict[str, float]:
 
 
 def timing_table(records) -> Table:
-    table = Table("Timings per cell", [("", ["status", "cached", "train steps", "train s", "s/step", "eval s", "ms/image", "images"])], row_header="cell")
+    table = Table("Timings per cell", [("", ["status", "cached", "train steps", "train s", "s/step", "eval s", "ms/image", "images"])], row_header="cell",
+                  notes=["train s and s/step belong to the training run of a method and view, shared by its cells; cached cells show the times of the run that made them."])
     for r in records:
         tr = r.get("train") or {}
         ev = r.get("eval") or {}

@@ -11,6 +11,7 @@ the training engine wraps them all the same way::
 from .folder import FolderDataset
 from .p3m10k import LAYOUTS, P3M10k, write_sample
 from .sample import Sample
+from .sources import open_source
 from .synthetic import SPLITS, SyntheticP3M, canonical_split
 from .transforms import RandomCropResize, TrainAugment, random_trimap, scaled_kernel, trimap_from_alpha
 
@@ -24,6 +25,7 @@ __all__ = [
     "SyntheticP3M",
     "TrainAugment",
     "canonical_split",
+    "open_source",
     "random_trimap",
     "scaled_kernel",
     "trimap_from_alpha",
