@@ -133,3 +133,25 @@ def test_p3m10k_with_originals_runs_all_protocols(tmp_path, toys):
     run = run_bench(_config(tmp_path / "bench", ["tiny_net"], ["N:N"], data=f"p3m10k:{data}"), echo=None)
     assert run.records["tiny_net__N-N"]["status"] == "ok"
     assert run.records["tiny_net__N-N"]["test_label"] == "P3M-500-P (normal)"
+
+
+def test_killed_run_leaves_valid_results_and_resumes(tmp_path, toys):
+    from mattezoo.bench.runner import prepare, run_cells
+
+    out = tmp_path / "bench"
+    config = _config(out, ["closed_form", "tiny_net"], ["B:B"])
+    run = prepare(config)
+
+    def interrupt(_run, _cell):
+        raise KeyboardInterrupt  # as Ctrl-C after the first finished cell
+
+    with pytest.raises(KeyboardInterrupt):
+        run_cells(run, on_cell=interrupt)
+    partial = json.loads((out / "results.json").read_text())
+    done = [c["id"] for c in partial["cells"] if c["status"] == "ok"]
+    assert len(done) == 1 and len(partial["cells"]) == len(run.plan.cells) > 1
+
+    resumed = run_bench(config, echo=None)
+    assert resumed.records[done[0]]["cached"]
+    assert all(r["status"] == "ok" for r in resumed.records.values())
+    assert sum(r["cached"] for r in resumed.records.values()) == 1
