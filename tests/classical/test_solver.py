@@ -4,6 +4,7 @@ against brute force, and preconditioned CG against a sparse direct solve."""
 import numpy as np
 import pytest
 import scipy.sparse
+import scipy.sparse.csgraph
 import scipy.sparse.linalg
 
 from composites import make_composite
@@ -214,3 +215,131 @@ def test_solver_input_errors():
 def test_zero_rhs_returns_zero():
     matrix = poisson_2d(4)
     assert not solve_cg(matrix, np.zeros(16)).any()
+
+
+# ----------------------------------------------------------------- parallel factor and compiled CG
+
+
+def _independent(matrix: scipy.sparse.csr_matrix, bounds: list[int]) -> bool:
+    """No entry of ``matrix`` joins two of the ranges [bounds[q], bounds[q+1])."""
+    label = np.full(matrix.shape[0], -1)
+    for q in range(len(bounds) - 1):
+        label[bounds[q] : bounds[q + 1]] = q
+    coo = matrix.tocoo()
+    both = (label[coo.row] >= 0) & (label[coo.col] >= 0)
+    return bool((label[coo.row] == label[coo.col])[both].all())
+
+
+@needs_ext
+@pytest.mark.parametrize("n_parts", [2, 3])
+def test_thread_parts_are_independent(n_parts):
+    matrix = poisson_2d(40)
+    perm = scipy.sparse.csgraph.reverse_cuthill_mckee(matrix, symmetric_mode=True).astype(np.int64)
+    order, bounds = solver_module.thread_parts(matrix, perm, n_parts)
+    n = matrix.shape[0]
+    assert len(bounds) == n_parts + 1 and bounds[0] == 0 and bounds[-1] < n
+    assert sorted(order.tolist()) == list(range(n))
+    reordered = matrix[perm[order]][:, perm[order]]
+    assert _independent(reordered, bounds)
+    # Parts of comparable size (each cut stays within n/(5 parts) of its share), small separators.
+    sizes = np.diff(bounds)
+    assert sizes.min() > 0.4 * sizes.max()
+    assert n - bounds[-1] <= 3 * 40 * (n_parts - 1)
+
+
+def test_thread_parts_serial_when_asked_or_without_small_separator():
+    matrix = poisson_2d(20)
+    perm = np.arange(matrix.shape[0])
+    order, bounds = solver_module.thread_parts(matrix, perm, 1)
+    assert bounds == [0, matrix.shape[0]] and (order == perm).all()
+    dense = scipy.sparse.csr_matrix(np.ones((50, 50)) + 50 * np.eye(50))  # every row touches every other
+    assert solver_module.thread_parts(dense, np.arange(50), 2)[1] == [0, 50]
+
+
+@needs_ext
+def test_parallel_complete_cholesky_is_exact():
+    """With drop_tolerance=0 the parts give the complete factor of the reordered matrix."""
+    matrix = poisson_2d(30, seed=5)
+    factor = solver_module.IncompleteCholesky(matrix, drop_tolerance=0.0, parts=2)
+    assert len(factor.parts) == 3  # really split
+    x = np.random.default_rng(3).normal(size=matrix.shape[0])
+    np.testing.assert_allclose(factor(matrix @ x), x, rtol=1e-4, atol=1e-4 * abs(x).max())
+
+
+@needs_ext
+def test_parallel_and_serial_factors_agree():
+    """Same order, same drops: the factor of each part does not depend on the others."""
+    import torch
+
+    matrix = poisson_2d(40, seed=6)
+    parallel = solver_module.IncompleteCholesky(matrix, parts=2)
+    system = parallel._system
+    serial = torch.ops.mattezoo.ichol(*system, 1e-4, 0.0, 10**8, [0, matrix.shape[0]])
+    assert serial[3] == -1
+    n = matrix.shape[0]
+    dense = [scipy.sparse.csc_matrix((f[2].numpy(), f[1].numpy(), f[0].numpy()), shape=(n, n)).toarray()
+             for f in (parallel._factor, serial[:3])]
+    np.testing.assert_allclose(dense[0], dense[1], atol=1e-6)
+
+
+@needs_ext
+def test_ichol_rejects_dependent_parts():
+    import torch
+
+    matrix = poisson_2d(10)
+    indptr, indices, values = solver_module._torch_csr(matrix)
+    with pytest.raises(RuntimeError, match="not independent"):
+        torch.ops.mattezoo.ichol(indptr, indices, values, 1e-4, 0.0, 10**6, [0, 50, 100])
+    with pytest.raises(RuntimeError, match="parts must"):
+        torch.ops.mattezoo.ichol(indptr, indices, values, 1e-4, 0.0, 10**6, [0, 60, 40])
+
+
+@needs_ext
+def test_permute_symmetric_matches_scipy():
+    import torch
+
+    rng = np.random.default_rng(7)
+    matrix = poisson_2d(9, seed=7)
+    perm = rng.permutation(matrix.shape[0])
+    scale = rng.uniform(0.5, 2.0, matrix.shape[0])
+    out = torch.ops.mattezoo.csr_permute_symmetric(*solver_module._torch_csr(matrix), torch.from_numpy(perm), torch.from_numpy(scale))
+    got = scipy.sparse.csr_matrix((out[2].numpy(), out[1].numpy(), out[0].numpy()), shape=matrix.shape)
+    assert got.has_sorted_indices
+    scaled = scipy.sparse.diags(scale) @ matrix @ scipy.sparse.diags(scale)
+    np.testing.assert_allclose(got.toarray(), scaled.toarray()[perm][:, perm], rtol=1e-14)
+    with pytest.raises(RuntimeError, match="not a permutation"):
+        torch.ops.mattezoo.csr_permute_symmetric(*solver_module._torch_csr(matrix), torch.zeros(81, dtype=torch.long),
+                                                 torch.from_numpy(scale))
+
+
+@needs_ext
+def test_compiled_cg_follows_the_python_loop(small_composite):
+    """The compiled CG and the Python loop with the same preconditioner take the same steps."""
+    c = small_composite
+    regions = split_trimap(c.trimap, c.trimap.shape)
+    system = cf_laplacian_system(c.image, regions.unknown, regions.known_alpha())
+    factor = solver_module.IncompleteCholesky(system.matrix, drop_tolerance=1e-3)
+    compiled, looped = SolveInfo(), SolveInfo()
+    x_compiled = solve_cg(system.matrix, system.rhs, preconditioner=factor, info=compiled)
+    x_looped = solve_cg(system.matrix, system.rhs, preconditioner=lambda r: factor(r), info=looped)
+    assert compiled.iterations == looped.iterations
+    np.testing.assert_allclose(x_compiled, x_looped, atol=1e-8)
+    expected = scipy.sparse.linalg.spsolve(system.matrix.tocsc(), system.rhs)
+    np.testing.assert_allclose(x_compiled, expected, atol=1e-4)
+    # From a start vector next to the solution, fewer steps.
+    warm = SolveInfo()
+    x_warm = factor.solve(system.rhs, x0=expected + 1e-6, info=warm)
+    assert warm.iterations < compiled.iterations
+    np.testing.assert_allclose(x_warm, expected, atol=1e-4)
+
+
+@needs_ext
+def test_compiled_cg_reports_failures():
+    matrix = poisson_2d(12)
+    factor = solver_module.IncompleteCholesky(matrix, drop_tolerance=0.3)
+    with pytest.raises(ConvergenceError, match="did not reach"):
+        factor.solve(np.ones(144), maxiter=1, rtol=1e-14)
+    with pytest.raises(InputError, match="rhs must have 144"):
+        factor.solve(np.ones(3))
+    with pytest.raises(InputError, match="parts"):
+        solver_module.IncompleteCholesky(matrix, parts=0)

@@ -1,10 +1,17 @@
-// CPU kernels of the sparse solver ops (schemas: csrc/ops/sparse_solver.cpp).
+// CPU kernels of the sparse solver ops (schemas: csrc/ops/sparse_solver.cpp):
+// the CSR product, the symmetric reordering, and conjugate gradients
+// preconditioned by an incomplete Cholesky factor (cpu/sparse_ichol_kernel.cpp),
+// the whole iteration in one call so that no step goes back to Python.
+#include "ops/sparse_solver.h"
+
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
 #include <torch/library.h>
 
 #include <algorithm>
 #include <cmath>
+#include <numeric>
+#include <utility>
 #include <vector>
 
 namespace {
@@ -34,170 +41,161 @@ CsrInput csr_input(const char* op, const at::Tensor& indptr, const at::Tensor& i
   return in;
 }
 
+void check_columns(const char* op, const Csr& a) {
+  at::parallel_for(0, a.n, 4096, [&](int64_t begin, int64_t end) {
+    for (int64_t p = a.ptr[begin]; p < a.ptr[end]; ++p) {
+      TORCH_CHECK(a.col[p] >= 0 && a.col[p] < a.n, op, ": column index ", a.col[p], " out of range [0, ", a.n, ")");
+    }
+  });
+}
+
+void matvec(const Csr& a, const double* x, double* y, bool parallel = true) {
+  auto rows = [&](int64_t begin, int64_t end) {
+    for (int64_t i = begin; i < end; ++i) {
+      double s = 0.0;
+      for (int64_t p = a.ptr[i]; p < a.ptr[i + 1]; ++p) s += a.val[p] * x[a.col[p]];
+      y[i] = s;
+    }
+  };
+  if (parallel) {
+    at::parallel_for(0, a.n, 2048, rows);
+  } else {
+    rows(0, a.n);
+  }
+}
+
+// Below this many rows the CG steps run on one thread. Each step of an
+// 800x600 closed-form solve takes ~10 ms; on a busy machine a parallel
+// region costs more than that in waiting for the second thread to be
+// scheduled (measured on the shared 2-core box: 0.15 s serial, 0.33-0.55 s
+// with two threads for 7 iterations), and on an idle one it saves little.
+constexpr int64_t kParallelCgRows = int64_t{1} << 18;
+
 at::Tensor csr_matvec_cpu(const at::Tensor& indptr, const at::Tensor& indices, const at::Tensor& values, const at::Tensor& x_in) {
   const CsrInput in = csr_input("csr_matvec", indptr, indices, values);
   const Csr a = in.view();
-  TORCH_CHECK(x_in.dim() == 1, "csr_matvec: x must be 1-D");
+  TORCH_CHECK(x_in.dim() == 1 && x_in.numel() == a.n, "csr_matvec: x must be 1-D with ", a.n, " entries");
+  check_columns("csr_matvec", a);
   const auto x = x_in.to(at::kDouble).contiguous();
   auto y = at::empty({a.n}, at::kDouble);
-  const double* xs = x.data_ptr<double>();
-  double* ys = y.data_ptr<double>();
-  at::parallel_for(0, a.n, 2048, [&](int64_t begin, int64_t end) {
-    for (int64_t i = begin; i < end; ++i) {
-      double s = 0.0;
-      for (int64_t p = a.ptr[i]; p < a.ptr[i + 1]; ++p) s += a.val[p] * xs[a.col[p]];
-      ys[i] = s;
-    }
-  });
+  matvec(a, x.data_ptr<double>(), y.data_ptr<double>());
   return y;
 }
 
-// Left-looking threshold incomplete Cholesky, column by column. Column j of
-// L starts as the lower part of column j of A (= row j, A is symmetric) in a
-// dense work vector and receives -L_jk * L(:,k) from every earlier column k
-// with L_jk != 0. Those columns are found through linked lists: column k sits
-// in the list of the row of its next unused entry, so list j holds exactly
-// the columns with an entry in row j (Jones & Plassmann 1995). Every computed
-// L_ij is subtracted from the pending diagonal d_i, dropped or not, which
-// keeps the factor closer to A's diagonal and the pivots positive.
-std::tuple<at::Tensor, at::Tensor, at::Tensor, int64_t> ichol_cpu(const at::Tensor& indptr, const at::Tensor& indices,
-                                                                  const at::Tensor& values, double drop_tolerance,
-                                                                  double shift, int64_t max_nnz) {
-  const CsrInput in = csr_input("ichol", indptr, indices, values);
+// B = P S A S P^T for S = diag(scale) and the new order `perm` (row t of B is
+// row perm[t] of A), with sorted columns: the input of ichol and of the CG.
+std::tuple<at::Tensor, at::Tensor, at::Tensor> csr_permute_symmetric_cpu(const at::Tensor& indptr, const at::Tensor& indices,
+                                                                         const at::Tensor& values, const at::Tensor& perm_in,
+                                                                         const at::Tensor& scale_in) {
+  const CsrInput in = csr_input("csr_permute_symmetric", indptr, indices, values);
   const Csr a = in.view();
   const int64_t n = a.n;
-  std::vector<double> diag(n, 0.0);
-  for (int64_t j = 0; j < n; ++j) {
-    for (int64_t p = a.ptr[j]; p < a.ptr[j + 1]; ++p) {
-      TORCH_CHECK(a.col[p] >= 0 && a.col[p] < n, "ichol: column index ", a.col[p], " out of range");
-      TORCH_CHECK(p == a.ptr[j] || a.col[p - 1] < a.col[p], "ichol: column indices of row ", j, " are not sorted and unique");
-      if (a.col[p] == j) diag[j] = a.val[p] * (1.0 + shift);
-    }
+  TORCH_CHECK(perm_in.dim() == 1 && perm_in.numel() == n, "csr_permute_symmetric: perm must be 1-D with ", n, " entries");
+  TORCH_CHECK(scale_in.dim() == 1 && scale_in.numel() == n, "csr_permute_symmetric: scale must be 1-D with ", n, " entries");
+  check_columns("csr_permute_symmetric", a);
+  const auto perm_t = perm_in.to(at::kLong).contiguous();
+  const auto scale_t = scale_in.to(at::kDouble).contiguous();
+  const int64_t* perm = perm_t.data_ptr<int64_t>();
+  const double* scale = scale_t.data_ptr<double>();
+  std::vector<int64_t> inverse(n, -1);
+  for (int64_t t = 0; t < n; ++t) {
+    TORCH_CHECK(perm[t] >= 0 && perm[t] < n && inverse[perm[t]] == -1, "csr_permute_symmetric: perm is not a permutation of 0..",
+                n - 1, " (entry ", t, " is ", perm[t], ")");
+    inverse[perm[t]] = t;
   }
-  TORCH_CHECK(n < (int64_t{1} << 31), "ichol: more than 2^31 rows are not supported");
-  std::vector<int64_t> l_ptr(n + 1, 0);
-  std::vector<int32_t> l_row;
-  std::vector<double> l_val;
-  const int64_t guess = std::min<int64_t>(max_nnz, 4 * (a.ptr[n] + n));
-  l_row.reserve(guess), l_val.reserve(guess);
-  std::vector<int64_t> head(n, -1), link(n, -1), next_entry(n, 0);
-  std::vector<double> work(n, 0.0);
-  std::vector<char> used(n, 0);
-  std::vector<int64_t> rows;
-  int64_t status = -1;
-  // Row indices of column j in increasing order. After RCM the rows of a
-  // column lie in a narrow range, where scanning the marks beats sorting.
-  auto sort_rows = [&]() {
-    if (rows.empty()) return;
-    const auto [lo, hi] = std::minmax_element(rows.begin(), rows.end());
-    const int64_t first = *lo, last = *hi;
-    if (last - first > 32 * static_cast<int64_t>(rows.size())) {
-      std::sort(rows.begin(), rows.end());
-      return;
+  auto out_ptr_t = at::empty({n + 1}, at::kLong);
+  int64_t* out_ptr = out_ptr_t.data_ptr<int64_t>();
+  out_ptr[0] = 0;
+  for (int64_t t = 0; t < n; ++t) out_ptr[t + 1] = out_ptr[t] + (a.ptr[perm[t] + 1] - a.ptr[perm[t]]);
+  auto out_col_t = at::empty({out_ptr[n]}, at::kLong);
+  auto out_val_t = at::empty({out_ptr[n]}, at::kDouble);
+  int64_t* out_col = out_col_t.data_ptr<int64_t>();
+  double* out_val = out_val_t.data_ptr<double>();
+  at::parallel_for(0, n, 1024, [&](int64_t begin, int64_t end) {
+    std::vector<std::pair<int64_t, double>> entries;
+    for (int64_t t = begin; t < end; ++t) {
+      const int64_t i = perm[t];
+      entries.clear();
+      for (int64_t p = a.ptr[i]; p < a.ptr[i + 1]; ++p) entries.emplace_back(inverse[a.col[p]], scale[i] * a.val[p] * scale[a.col[p]]);
+      std::sort(entries.begin(), entries.end());
+      int64_t q = out_ptr[t];
+      for (const auto& [c, v] : entries) out_col[q] = c, out_val[q] = v, ++q;
     }
-    rows.clear();
-    for (int64_t i = first; i <= last; ++i)
-      if (used[i]) rows.push_back(i);
-  };
-  for (int64_t j = 0; j < n && status == -1; ++j) {
-    rows.clear();
-    for (int64_t p = a.ptr[j]; p < a.ptr[j + 1]; ++p) {
-      const int64_t i = a.col[p];
-      if (i > j && a.val[p] != 0.0) {
-        work[i] += a.val[p];
-        if (!used[i]) used[i] = 1, rows.push_back(i);
-      }
-    }
-    for (int64_t k = head[j]; k != -1;) {
-      const int64_t following = link[k];
-      int64_t p = next_entry[k];
-      const double l_jk = l_val[p];
-      ++p;
-      if (p < l_ptr[k + 1]) {
-        next_entry[k] = p;
-        const int64_t i_next = l_row[p];
-        link[k] = head[i_next], head[i_next] = k;  // k moves on to the list of its next row
-        for (; p < l_ptr[k + 1]; ++p) {
-          const int64_t i = l_row[p];
-          work[i] -= l_val[p] * l_jk;
-          if (!used[i]) used[i] = 1, rows.push_back(i);
-        }
-      }
-      k = following;
-    }
-    if (!(diag[j] > 0.0) || !std::isfinite(diag[j])) {
-      status = j;
-      break;
-    }
-    if (static_cast<int64_t>(l_row.size()) + 1 + static_cast<int64_t>(rows.size()) > max_nnz) {
-      status = -2;
-      break;
-    }
-    const double l_jj = std::sqrt(diag[j]);
-    l_row.push_back(static_cast<int32_t>(j)), l_val.push_back(l_jj);
-    sort_rows();
-    for (int64_t i : rows) {
-      const double l_ij = work[i] / l_jj;
-      diag[i] -= l_ij * l_ij;
-      if (std::fabs(l_ij) > drop_tolerance) l_row.push_back(static_cast<int32_t>(i)), l_val.push_back(l_ij);
-      work[i] = 0.0, used[i] = 0;
-    }
-    l_ptr[j + 1] = static_cast<int64_t>(l_row.size());
-    if (l_ptr[j + 1] - l_ptr[j] > 1) {
-      next_entry[j] = l_ptr[j] + 1;
-      const int64_t i_first = l_row[l_ptr[j] + 1];
-      link[j] = head[i_first], head[i_first] = j;
-    }
-  }
-  if (status != -1) return {at::empty({0}, at::kLong), at::empty({0}, at::kInt), at::empty({0}, at::kFloat), status};
-  // The factor is only a preconditioner: it is stored with int32 rows and
-  // float32 values, which halves the memory traffic of every triangular solve
-  // (the solves accumulate in float64, and CG itself stays in float64).
-  auto l_ptr_t = at::empty({n + 1}, at::kLong);
-  auto l_row_t = at::empty({static_cast<int64_t>(l_row.size())}, at::kInt);
-  auto l_val_t = at::empty({static_cast<int64_t>(l_val.size())}, at::kFloat);
-  std::copy(l_ptr.begin(), l_ptr.end(), l_ptr_t.data_ptr<int64_t>());
-  std::copy(l_row.begin(), l_row.end(), l_row_t.data_ptr<int32_t>());
-  std::transform(l_val.begin(), l_val.end(), l_val_t.data_ptr<float>(), [](double v) { return static_cast<float>(v); });
-  return {l_ptr_t, l_row_t, l_val_t, -1};
+  });
+  return {out_ptr_t, out_col_t, out_val_t};
 }
 
-// x = (L L^T)^-1 b with L from ichol: CSC, diagonal first in each column,
-// int32 rows and float32 values.
-at::Tensor ichol_solve_cpu(const at::Tensor& indptr_in, const at::Tensor& indices_in, const at::Tensor& values_in, const at::Tensor& b) {
-  TORCH_CHECK(indptr_in.dim() == 1 && indptr_in.numel() >= 1, "ichol_solve: indptr must be 1-D with N+1 entries");
-  TORCH_CHECK(indices_in.scalar_type() == at::kInt && values_in.scalar_type() == at::kFloat,
-              "ichol_solve: expects the int32 indices and float32 values that ichol returns");
-  const auto indptr = indptr_in.to(at::kLong).contiguous();
-  const auto indices = indices_in.contiguous();
-  const auto values = values_in.contiguous();
-  const int64_t n = indptr.numel() - 1;
-  const int64_t* ptr = indptr.data_ptr<int64_t>();
-  const int32_t* row = indices.data_ptr<int32_t>();
-  const float* val = values.data_ptr<float>();
-  TORCH_CHECK(ptr[n] == indices.numel() && indices.numel() == values.numel(), "ichol_solve: indptr does not match the factor");
-  TORCH_CHECK(b.dim() == 1 && b.numel() == n, "ichol_solve: b must be 1-D with ", n, " entries");
-  auto x = b.to(at::kDouble).contiguous().clone();
-  double* xs = x.data_ptr<double>();
-  // Forward, L y = b: finish y_j, then push it down column j.
-  for (int64_t j = 0; j < n; ++j) {
-    const double yj = xs[j] / val[ptr[j]];
-    xs[j] = yj;
-    for (int64_t p = ptr[j] + 1; p < ptr[j + 1]; ++p) xs[row[p]] -= val[p] * yj;
+// Conjugate gradients on A x = b, preconditioned by (L L^T)^-1 for the factor
+// L of ichol. Stops when the weighted residual norm sqrt(sum (w_i r_i)^2)
+// reaches `tolerance` (w empty: unweighted), so that a caller who solves a
+// scaled system can stop on the residual of the original one. Status: 0
+// converged, 1 out of iterations, 2 broke down (p^T A p <= 0: A is not
+// positive definite).
+std::tuple<at::Tensor, int64_t, double, int64_t> ichol_pcg_cpu(const at::Tensor& a_indptr, const at::Tensor& a_indices,
+                                                               const at::Tensor& a_values, const at::Tensor& l_indptr,
+                                                               const at::Tensor& l_indices, const at::Tensor& l_values,
+                                                               c10::IntArrayRef parts, const at::Tensor& b_in,
+                                                               const at::Tensor& x0_in, const at::Tensor& weights_in,
+                                                               double tolerance, int64_t maxiter) {
+  const CsrInput in = csr_input("ichol_pcg", a_indptr, a_indices, a_values);
+  const Csr a = in.view();
+  const int64_t n = a.n;
+  check_columns("ichol_pcg", a);
+  const mattezoo::sparse::FactorView factor = mattezoo::sparse::factor_view("ichol_pcg", l_indptr, l_indices, l_values, parts);
+  TORCH_CHECK(factor.n == n, "ichol_pcg: the factor has ", factor.n, " rows, the matrix ", n);
+  TORCH_CHECK(b_in.dim() == 1 && b_in.numel() == n, "ichol_pcg: b must be 1-D with ", n, " entries");
+  TORCH_CHECK(x0_in.numel() == 0 || (x0_in.dim() == 1 && x0_in.numel() == n), "ichol_pcg: x0 must be empty or 1-D with ", n, " entries");
+  TORCH_CHECK(weights_in.numel() == 0 || (weights_in.dim() == 1 && weights_in.numel() == n),
+              "ichol_pcg: weights must be empty or 1-D with ", n, " entries");
+  TORCH_CHECK(maxiter >= 0, "ichol_pcg: maxiter must be >= 0");
+  const auto b_t = b_in.to(at::kDouble).contiguous();
+  const auto w_t = weights_in.to(at::kDouble).contiguous();
+  const double* b = b_t.data_ptr<double>();
+  const double* w = w_t.numel() ? w_t.data_ptr<double>() : nullptr;
+  auto x_t = x0_in.numel() ? x0_in.to(at::kDouble).contiguous().clone() : at::zeros({n}, at::kDouble);
+  double* x = x_t.data_ptr<double>();
+
+  const bool parallel = n >= kParallelCgRows;
+  std::vector<double> r(n), z(n), p(n), q(n);
+  auto residual_norm = [&]() {
+    double s = 0.0;
+    for (int64_t i = 0; i < n; ++i) s += (w ? w[i] * r[i] : r[i]) * (w ? w[i] * r[i] : r[i]);
+    return std::sqrt(s);
+  };
+  if (x0_in.numel()) {
+    matvec(a, x, q.data(), parallel);
+    for (int64_t i = 0; i < n; ++i) r[i] = b[i] - q[i];
+  } else {
+    std::copy(b, b + n, r.begin());
   }
-  // Backward, L^T x = y: row j of L^T is column j of L.
-  for (int64_t j = n - 1; j >= 0; --j) {
-    double s = xs[j];
-    for (int64_t p = ptr[j] + 1; p < ptr[j + 1]; ++p) s -= val[p] * xs[row[p]];
-    xs[j] = s / val[ptr[j]];
+  double norm = residual_norm();
+  if (norm <= tolerance) return {x_t, 0, norm, 0};
+  std::copy(r.begin(), r.end(), z.begin());
+  mattezoo::sparse::ichol_apply(factor, z.data(), parallel);
+  std::copy(z.begin(), z.end(), p.begin());
+  double rz = std::inner_product(r.begin(), r.end(), z.begin(), 0.0);
+  for (int64_t iteration = 1; iteration <= maxiter; ++iteration) {
+    matvec(a, p.data(), q.data(), parallel);
+    const double pq = std::inner_product(p.begin(), p.end(), q.begin(), 0.0);
+    if (!(pq > 0.0) || !std::isfinite(pq)) return {x_t, iteration, norm, 2};
+    const double step = rz / pq;
+    for (int64_t i = 0; i < n; ++i) x[i] += step * p[i], r[i] -= step * q[i];
+    norm = residual_norm();
+    if (norm <= tolerance) return {x_t, iteration, norm, 0};
+    std::copy(r.begin(), r.end(), z.begin());
+    mattezoo::sparse::ichol_apply(factor, z.data(), parallel);
+    const double rz_new = std::inner_product(r.begin(), r.end(), z.begin(), 0.0);
+    const double beta = rz_new / rz;
+    for (int64_t i = 0; i < n; ++i) p[i] = z[i] + beta * p[i];
+    rz = rz_new;
   }
-  return x;
+  return {x_t, maxiter, norm, 1};
 }
 
 }  // namespace
 
 TORCH_LIBRARY_IMPL(mattezoo, CPU, m) {
   m.impl("csr_matvec", &csr_matvec_cpu);
-  m.impl("ichol", &ichol_cpu);
-  m.impl("ichol_solve", &ichol_solve_cpu);
+  m.impl("csr_permute_symmetric", &csr_permute_symmetric_cpu);
+  m.impl("ichol_pcg", &ichol_pcg_cpu);
 }
