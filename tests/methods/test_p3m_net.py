@@ -287,25 +287,48 @@ def test_resampling_is_skimage_resize(size, out):
     torch.testing.assert_close(ours, torch.from_numpy(expected), rtol=0, atol=1e-12)
 
 
-@pytest.mark.parametrize("height,width", [(70, 45), (33, 97)])
-def test_hybrid_on_odd_sizes(model, monkeypatch, height, width):
+def official_hybrid_fusion(half_logits: torch.Tensor, full_local: torch.Tensor, size, known_rule="official"):
+    """The official HYBRID fusion in numpy/skimage, per image (JizhiziLi/P3M core/test.py, util.py).
+
+    The ½-scale argmax becomes a uint8 trimap 0/128/255, resized with skimage
+    (float64) times 255; ``known_rule="official"`` keeps a pixel as background
+    or foreground where that equals 0 or 255 exactly, ``"solid"`` where it is
+    within 255e-6 of them. Known pixels get 0/1, the rest the resized local matte.
+    Returns (alpha, trimap 0/0.5/1) as float64 tensors [B,1,H,W].
+    """
+    skimage_transform = pytest.importorskip("skimage.transform")
+    alphas, trimaps = [], []
+    for logits, local in zip(half_logits.detach().numpy(), full_local.detach().float().numpy()):
+        classes = np.argmax(logits, axis=0)
+        trimap = np.where(classes == 1, 128, np.where(classes == 2, 255, 0)).astype(np.uint8)
+        global_result = skimage_transform.resize(trimap, size) * 255.0
+        local_result = skimage_transform.resize(local[0], size)
+        if known_rule == "official":
+            fg, bg = global_result == 255, global_result == 0
+        else:
+            fg, bg = global_result >= 255 * (1 - 1e-6), global_result <= 255e-6
+        weighted = np.ones(global_result.shape)
+        weighted[fg | bg] = 0
+        alphas.append(np.where(weighted == 0, global_result / 255 if known_rule == "official" else fg * 1.0, local_result))
+        trimaps.append(np.where(fg, 1.0, np.where(bg, 0.0, 0.5)))
+    return torch.from_numpy(np.array(alphas))[:, None], torch.from_numpy(np.array(trimaps))[:, None]
+
+
+@pytest.mark.parametrize("height,width", [(70, 45), (33, 97), (130, 98)])
+@pytest.mark.parametrize("known_rule", ["official", "solid"])
+def test_hybrid_on_odd_sizes(model, monkeypatch, height, width, known_rule):
     recorder = PassRecorder(model)
     monkeypatch.setattr(model, "forward_intermediates", recorder)
-    image = torch.rand(2, 3, height, width)
-    result = model.infer_details(image, strategy="hybrid")
+    image = torch.rand(2, 3, height, width, generator=torch.Generator().manual_seed(height))
+    result = model.infer_details(image, strategy="hybrid", known_rule=known_rule)
     assert recorder.sizes == [working_size(height, width, 0.5, 1600), working_size(height, width, 1.0, 1600)]
     assert result.alpha.shape == result.trimap.shape == result.local.shape == (2, 1, height, width)
-    # Official rule: trimap from the ½-scale pass's argmax (0/128/255), resized; where it is
-    # not background or foreground, the full-scale pass's local alpha, resized.
     half, full = recorder.outputs
     for given, size in zip(recorder.inputs, recorder.sizes):
         torch.testing.assert_close(given, skimage_resize(image, size).float(), rtol=0, atol=1e-6)
-    trimap = skimage_resize(half.global_logits.argmax(1, keepdim=True) * 127.5 / 255, (height, width))
-    local = skimage_resize(full.local, (height, width))
-    fg, bg = (trimap - 1).abs() < 1e-4, trimap.abs() < 1e-4
-    expected = torch.where(fg, 1.0, torch.where(bg, 0.0, local)).float()
-    torch.testing.assert_close(result.alpha, expected, rtol=0, atol=1e-5)
-    assert torch.equal(result.trimap, torch.where(fg, 1.0, torch.where(bg, 0.0, 0.5)).float())
+    expected, trimap = official_hybrid_fusion(half.global_logits, full.local, (height, width), known_rule)
+    assert torch.equal(result.trimap, trimap.float())  # the same pixels are known, exactly
+    torch.testing.assert_close(result.alpha, expected.float(), rtol=0, atol=1e-5)
     assert torch.isfinite(result.alpha).all() and result.alpha.min() >= 0 and result.alpha.max() <= 1
 
 
@@ -365,6 +388,8 @@ def test_infer_refuses_a_trimap(model):
         ({"backbone": "r50"}, "valid backbones: r34, swin_t"),
         ({"tfi": "yes"}, "tfi must be True or False"),
         ({"max_side": 16}, "max_side must be an int >= 32"),
+        ({"known_rule": "tolerant"}, "valid rules: official, solid"),
+        ({"pooling": "cudnn"}, "valid backends: mattezoo, torch, reference"),
     ],
 )
 def test_bad_options_are_refused(options, message):
@@ -415,3 +440,17 @@ def test_swin_padding_is_masked_like_the_official_block():
     assert mask.shape == (4, 49, 49)
     assert torch.equal(mask == 0, same) and torch.all(mask[~same] == -100)
     assert shifted_window_mask(14, 14, (7, 7), (0, 0), "cpu", torch.float32) is None
+
+
+def test_pooling_backends_give_the_same_outputs(model):
+    image = torch.rand(2, 3, 64, 96, generator=torch.Generator().manual_seed(1))
+    other = build_from(model, pooling="torch")
+    assert {m.backend for m in other.modules() if hasattr(m, "backend")} == {"torch"}
+    with torch.no_grad():
+        ours = model.forward_intermediates(image)
+        for backend in ("torch", "reference"):
+            assert other.set_pooling(backend) is other and other.pool_backend == backend
+            assert {m.pool_backend for m in other.modules() if hasattr(m, "pool_backend")} == {backend}
+            out = other.forward_intermediates(image)
+            for a, b in ((ours.global_logits, out.global_logits), (ours.local, out.local), (ours.fused, out.fused)):
+                torch.testing.assert_close(a, b, rtol=0, atol=1e-6)

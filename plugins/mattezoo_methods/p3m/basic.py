@@ -18,9 +18,11 @@ def build_basic(
     strategy: str = "hybrid",
     max_side: int = DEFAULT_MAX_SIDE,
     backbone_weights: str | os.PathLike | None = None,
+    known_rule: str = "official",
+    pooling: str = "mattezoo",
 ) -> P3MMattingModel:
     """Build BASIC (see :func:`mattezoo_methods.p3m.model.build_p3m_net` for the options)."""
     return build_p3m_net(
         tfi=False, sbfi=False, dbfi=False, backbone=backbone, strategy=strategy,
-        max_side=max_side, backbone_weights=backbone_weights,
+        max_side=max_side, backbone_weights=backbone_weights, known_rule=known_rule, pooling=pooling,
     )

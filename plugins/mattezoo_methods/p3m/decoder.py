@@ -115,6 +115,7 @@ class DecoderMixin:
 
     def _add_decoder(self, layout: DecoderLayout, *, tfi: bool, sbfi: bool, dbfi: bool) -> None:
         self.use_tfi, self.use_sbfi, self.use_dbfi = bool(tfi), bool(sbfi), bool(dbfi)
+        self.pool_backend = "mattezoo"  # of the unpools; see pooling.POOLING_BACKENDS
         if layout.integration_first:
             self._add_integration(layout)
         for level, channels in zip((4, 3, 2, 1, 0), layout.global_stacks):
@@ -159,15 +160,15 @@ class DecoderMixin:
         # Matting decoder: every stack is unpooled to the size of the encoder
         # feature its indices came from; TFI guides it with the segmentation
         # feature of that size (g4..g1) and the encoder skip.
-        l4 = unpool(self.decoder4_l(deep), id4, s4)
+        l4 = unpool(self.decoder4_l(deep), id4, s4, self.pool_backend)
         l3 = self._tfi(3, g4, l4, s4)
-        l3 = unpool(self.decoder3_l(l3), id3, s3)
+        l3 = unpool(self.decoder3_l(l3), id3, s3, self.pool_backend)
         l2 = self._sbfi(2, self._tfi(2, g3, l3, s3), shallow)
-        l2 = unpool(self.decoder2_l(l2), id2, s2)
+        l2 = unpool(self.decoder2_l(l2), id2, s2, self.pool_backend)
         l1 = self._sbfi(1, self._tfi(1, g2, l2, s2), shallow)
-        l1 = unpool(self.decoder1_l(l1), id1, s1)
+        l1 = unpool(self.decoder1_l(l1), id1, s1, self.pool_backend)
         l0 = self._sbfi(0, self._tfi(0, g1, l1, s1), shallow)
-        l0 = unpool(self.decoder0_l(l0), id0, shallow)
+        l0 = unpool(self.decoder0_l(l0), id0, shallow, self.pool_backend)
         local = torch.sigmoid(self.decoder_final_l(l0))
         return DecoderOutput(global_logits, local, tuple(sides))
 

@@ -18,12 +18,11 @@ each side is clamped on its own). All resampling is
 :func:`~mattezoo_methods.p3m.resample.resize_like_skimage`, the official
 ``skimage.transform.resize`` done in torch on the model's device.
 
-One deliberate difference: the official code counts a resized trimap pixel as
-known only if it equals 0 or 255 exactly, so float rounding of the bilinear
-weights can turn a pixel inside a solid region "unknown" (measured: about 0.5%
-of the pixels of a random-weight model's output, each then taking the local
-alpha). Here a pixel within 1e-4 of 0 or 1 counts as known. Everywhere else
-the two agree to float rounding (RESIZE 1e-7, HYBRID 2e-5 on test images).
+Which pixels of the resized trimap count as known is :mod:`.known`'s
+``known_rule``: ``"official"`` (default) is the official code's exact float64
+equality test, bit for bit, so with the official checkpoint the output is the
+official one to float rounding of the local matte (1e-7 RESIZE, 2e-5 HYBRID
+on test images); ``"solid"`` ignores the rounding noise of that test.
 """
 
 from __future__ import annotations
@@ -34,14 +33,12 @@ import torch
 
 from mattezoo.errors import InputError, InvalidOptionError
 
+from .known import check_known_rule, known_masks
 from .resample import resize_like_skimage
 
 STRATEGIES = ("hybrid", "resize")
 DEFAULT_MAX_SIDE = 1600  # official MAX_SIZE_H / MAX_SIZE_W
 MULTIPLE = 32  # five stride-2 pools
-# A resized trimap pixel counts as known only if every source pixel under it was
-# known: bilinear weights sum to 1 up to rounding, so allow a few ulps.
-_KNOWN_EPS = 1e-4
 
 
 class InferenceResult(NamedTuple):
@@ -61,14 +58,15 @@ def logits_to_trimap(global_logits: torch.Tensor) -> torch.Tensor:
     return global_logits.argmax(dim=1, keepdim=True).to(torch.float32) * 0.5
 
 
-def fuse_resized_trimap(trimap: torch.Tensor, local: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Test-time fusion after resizing: returns (fused alpha, cleaned trimap 0/0.5/1)."""
-    bg = trimap <= _KNOWN_EPS
-    fg = trimap >= 1.0 - _KNOWN_EPS
-    known = bg | fg
-    alpha = torch.where(known, fg.to(local.dtype), local)
-    clean = torch.where(known, fg.to(trimap.dtype), torch.full_like(trimap, 0.5))
-    return alpha, clean
+def fuse_known(background: torch.Tensor, foreground: torch.Tensor, local: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Test-time fusion (official ``get_masked_local_from_global_test``): returns (alpha, trimap 0/0.5/1).
+
+    Known pixels take 0 / 1, all others the local alpha.
+    """
+    known = background | foreground
+    alpha = torch.where(known, foreground.to(local.dtype), local)
+    trimap = torch.where(known, foreground.to(torch.float32), torch.full_like(local, 0.5, dtype=torch.float32))
+    return alpha, trimap
 
 
 def working_size(height: int, width: int, scale: float, max_side: int) -> tuple[int, int]:
@@ -116,23 +114,25 @@ def check_max_side(max_side) -> int:
     return max_side
 
 
-def infer(model, image: torch.Tensor, strategy: str = "hybrid", max_side: int = DEFAULT_MAX_SIDE) -> InferenceResult:
+def infer(model, image: torch.Tensor, strategy: str = "hybrid", max_side: int = DEFAULT_MAX_SIDE,
+          known_rule: str = "official") -> InferenceResult:
     """Run ``model`` (a P3M-Net) on ``image`` ``[B,3,H,W]`` in [0,1] with a test strategy."""
     check_image(image)
     check_strategy(strategy)
     check_max_side(max_side)
+    check_known_rule(known_rule)
     height, width = image.shape[-2:]
     dtype = model.input_dtype
     image = image.to(dtype)
+    half = model.forward_intermediates(resize(image, working_size(height, width, 0.5, max_side)))
+    classes = half.global_logits.argmax(dim=1, keepdim=True)
+    background, foreground = known_masks(classes, (height, width), known_rule)
     if strategy == "hybrid":
-        half = model.forward_intermediates(resize(image, working_size(height, width, 0.5, max_side)))
         full = model.forward_intermediates(resize(image, working_size(height, width, 1.0, max_side)))
-        trimap = resize(logits_to_trimap(half.global_logits), (height, width))
         local = resize(full.local.float(), (height, width))
-        alpha, trimap = fuse_resized_trimap(trimap, local)
+        alpha, trimap = fuse_known(background, foreground, local)
     else:
-        half = model.forward_intermediates(resize(image, working_size(height, width, 0.5, max_side)))
         alpha = resize(half.fused.float(), (height, width))
         local = resize(half.local.float(), (height, width))
-        _, trimap = fuse_resized_trimap(resize(logits_to_trimap(half.global_logits), (height, width)), local)
+        _, trimap = fuse_known(background, foreground, local)  # the trimap HYBRID would have used
     return InferenceResult(alpha.clamp(0.0, 1.0), trimap, local)

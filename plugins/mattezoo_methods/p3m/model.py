@@ -22,6 +22,8 @@ from mattezoo.errors import InputError, InvalidOptionError
 from . import inference
 from .decoder import R34_LAYOUT, DecoderMixin, DecoderOutput, EncoderFeatures
 from .encoder import ResNet34MP
+from .known import check_known_rule
+from .pooling import MaxPoolWithIndices, check_pooling
 
 # The official test code normalises the [0,1] image with ImageNet statistics.
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -54,6 +56,23 @@ class P3MMattingModel(nn.Module):
         """Store the test-time options (called at the end of a subclass's ``__init__``)."""
         self.strategy = inference.check_strategy(strategy)
         self.max_side = inference.check_max_side(max_side)
+        self.known_rule = "official"  # HYBRID's known pixels, see known.py
+        self.pool_backend = "mattezoo"
+
+    def set_pooling(self, backend: str) -> "P3MMattingModel":
+        """Switch every index pool and unpool to ``backend`` (see :data:`.pooling.POOLING_BACKENDS`).
+
+        ``"mattezoo"`` (compiled ops) is the default; ``"torch"`` is the official
+        implementation's aten ops; ``"reference"`` exports to standard ONNX.
+        The weights and the outputs do not change.
+        """
+        self.pool_backend = check_pooling(backend)
+        for module in self.modules():
+            if isinstance(module, MaxPoolWithIndices):
+                module.backend = backend
+            if isinstance(module, DecoderMixin):
+                module.pool_backend = backend
+        return self
 
     @property
     def input_dtype(self) -> torch.dtype:
@@ -85,10 +104,12 @@ class P3MMattingModel(nn.Module):
         return self.forward_intermediates(image).fused
 
     @torch.no_grad()
-    def infer_details(self, image: torch.Tensor, *, strategy: str | None = None, max_side: int | None = None):
+    def infer_details(self, image: torch.Tensor, *, strategy: str | None = None, max_side: int | None = None,
+                      known_rule: str | None = None):
         """Alpha, trimap (0/0.5/1, for chaining trimap-based methods) and local matte, any image size."""
         return inference.infer(
-            self, image, strategy or self.strategy, self.max_side if max_side is None else max_side
+            self, image, strategy or self.strategy, self.max_side if max_side is None else max_side,
+            known_rule or self.known_rule,
         )
 
     def infer(self, image: torch.Tensor, trimap: torch.Tensor | None = None) -> torch.Tensor:
@@ -148,6 +169,8 @@ def build_p3m_net(
     strategy: str = "hybrid",
     max_side: int = inference.DEFAULT_MAX_SIDE,
     backbone_weights: str | os.PathLike | None = None,
+    known_rule: str = "official",
+    pooling: str = "mattezoo",
 ) -> P3MMattingModel:
     """Build P3M-Net.
 
@@ -158,10 +181,17 @@ def build_p3m_net(
     :param max_side: per-side cap of the image size in one pass (1600 officially).
     :param backbone_weights: path of an ImageNet backbone checkpoint to load into
         the encoder (``r34mp_pretrained_imagenet.pth.tar`` for ``"r34"``).
+    :param known_rule: which pixels of HYBRID's resized trimap are known:
+        ``"official"`` (the official code's exact test, bit for bit) or
+        ``"solid"`` (every contributing trimap pixel known; no rounding noise).
+    :param pooling: ``"mattezoo"`` (compiled ops), ``"torch"`` (aten's, as the
+        official code) or ``"reference"`` (plain PyTorch, exports to ONNX).
     """
     switches = {k: _check_switch(k, v) for k, v in (("tfi", tfi), ("sbfi", sbfi), ("dbfi", dbfi))}
     inference.check_strategy(strategy)  # refuse bad options before building 40M parameters
     inference.check_max_side(max_side)
+    check_known_rule(known_rule)
+    check_pooling(pooling)
     if backbone == "r34":
         model = P3MNet(**switches, strategy=strategy, max_side=max_side)
     elif backbone == "swin_t":
@@ -170,6 +200,8 @@ def build_p3m_net(
         model = SwinP3MNet(**switches, strategy=strategy, max_side=max_side)
     else:
         raise InvalidOptionError(f"unknown P3M-Net backbone {backbone!r}; valid backbones: {', '.join(BACKBONES)}")
+    model.known_rule = known_rule
+    model.set_pooling(pooling)
     if backbone_weights is not None:
         model.load_backbone(backbone_weights)
     return model
