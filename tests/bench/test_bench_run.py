@@ -155,3 +155,14 @@ def test_killed_run_leaves_valid_results_and_resumes(tmp_path, toys):
     assert resumed.records[done[0]]["cached"]
     assert all(r["status"] == "ok" for r in resumed.records.values())
     assert sum(r["cached"] for r in resumed.records.values()) == 1
+
+
+def test_learned_trimap_based_method_gets_table_2(tmp_path, toys):
+    out = tmp_path / "bench"
+    run = run_bench(_config(out, ["guided_net"], ["N:B", "N:N"]), echo=None)
+    cell = run.records["guided_net__N-B"]
+    assert cell["status"] == "ok" and cell["trains"] and cell["eval"]["scope"] == "unknown region"
+    assert cell["eval"]["headline"]["SAD"] == cell["eval"]["means"]["SAD-T"]
+    report = (out / "report.md").read_text()
+    assert "Table 2 shape" in report and "Table 3 shape" not in report and "Table 1 shape" not in report
+    assert fmt("SAD", cell["eval"]["headline"]["SAD"]) in report
