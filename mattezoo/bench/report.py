@@ -134,6 +134,8 @@ def markdown_report(run, figures: dict[str, Path], out: Path) -> str:
                   "prediction of each protocol; a classical method's one run per test set covers two protocols.", ""]
         for k in grids:
             lines += [f"![{k[5:]}]({figures[k].name})", ""]
+    if run.timings.get("figures_error"):
+        lines += [f"*{run.timings['figures_error']}*", ""]
     issues = problems(records)
     if issues:
         lines += ["## Cells that did not run", ""] + [f"- {line}" for line in issues] + [""]
@@ -170,7 +172,11 @@ def write_report(run, wall_s: float) -> dict[str, Path]:
     out = Path(run.config.out)
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
-    figures = _figures(run, out)
+    try:
+        figures = _figures(run, out)
+    except ImportError as exc:  # tables and JSON still matter without matplotlib
+        figures = {}
+        run.timings["figures_error"] = f"no figures: {exc} (pip install matplotlib)"
     run.timings["report_s"] = time.perf_counter() - t0
     run.timings["compute_s"] = compute_seconds(list(run.records.values()))
     run.record = make_record(run.config, run.record.get("started_at", ""), wall_s + run.timings["report_s"], run.timings)
