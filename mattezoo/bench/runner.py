@@ -323,6 +323,32 @@ def _drop_checkpoint(run: BenchRun, first: Cell, cells: list[Cell], info: dict) 
                 store.save(cell, run.records[cell.id])
 
 
+class _Eta:
+    """Time left from the measured mean of training runs and of evaluations, counted apart."""
+
+    def __init__(self, trainings: int, evaluations: int):
+        self.left_train, self.left_eval = trainings, evaluations
+        self.train_s: list[float] = []
+        self.eval_s: list[float] = []
+
+    def trained(self, seconds: float, skipped_evals: int = 0) -> None:
+        self.left_train -= 1
+        self.left_eval -= skipped_evals
+        self.train_s.append(seconds)
+
+    def evaluated(self, seconds: float) -> None:
+        self.left_eval -= 1
+        self.eval_s.append(seconds)
+
+    def text(self) -> str:
+        if self.left_train > 0 and not self.train_s:
+            return "ETA after the first training run"
+        rest = self.left_train * (sum(self.train_s) / len(self.train_s) if self.train_s else 0.0)
+        rest += self.left_eval * (sum(self.eval_s) / len(self.eval_s) if self.eval_s else 0.0)
+        minutes, seconds = divmod(int(round(rest)), 60)
+        return f"ETA {minutes}:{seconds:02d}"
+
+
 def run_cells(run: BenchRun, on_cell=None) -> None:
     """Run every planned cell that the cache does not have, saving results.json after each."""
     cfg = run.config
@@ -338,27 +364,38 @@ def run_cells(run: BenchRun, on_cell=None) -> None:
     if cfg.progress and todo:
         from tqdm.auto import tqdm
 
-        bar = tqdm(total=len(todo), desc="bench", unit="cell", dynamic_ncols=True, file=sys.stderr)
+        # tqdm's own ETA averages over cells, but a training run costs minutes and an
+        # evaluation seconds; the postfix carries an ETA from each kind's measured time.
+        bar = tqdm(total=len(todo), desc="bench", unit="cell", dynamic_ncols=True, file=sys.stderr,
+                   bar_format="{l_bar}{bar}| {n_fmt}/{total_fmt} cells [{elapsed}{postfix}]")
+    eta = _Eta(sum(1 for cells in groups.values() if cells[0].trains), len(todo))
+
+    def show(what: str) -> None:
+        if bar is not None:
+            bar.set_postfix_str(f"{what}; {eta.text()}")
+
     try:
         for cells in groups.values():
             first = cells[0]
             model, info = None, None
-            if bar is not None:
-                what = f"train {first.method} on {first.train_view}" if first.trains else f"{first.method} on {first.test}"
-                bar.set_postfix_str(what)
+            show(f"train {first.method} on {first.train_view}" if first.trains else f"{first.method} on {first.test}")
             if first.trains:
+                started = time.perf_counter()
                 try:
                     model, info = _train(run, first)
                 except Exception as exc:
                     _fail(run, cells, f"training failed: {type(exc).__name__}: {exc}", traceback.format_exc())
                     save_results(run)
+                    eta.trained(time.perf_counter() - started, skipped_evals=len(cells))
                     if bar is not None:
                         bar.update(len(cells))
                     continue
+                eta.trained(time.perf_counter() - started)
             for cell in cells:
-                if bar is not None:
-                    bar.set_postfix_str(f"{cell.method} {cell.label}")
+                show(f"{cell.method} {cell.label}")
+                started = time.perf_counter()
                 _evaluate_cell(run, cell, model, info)
+                eta.evaluated(time.perf_counter() - started)
                 save_results(run)
                 if on_cell is not None:
                     on_cell(run, cell)
