@@ -39,8 +39,11 @@ def main(argv=None) -> None:
     ap.add_argument("--lr", type=float, default=2e-4)
     ap.add_argument("--show", type=int, default=4, help="test portraits in the figure")
     ap.add_argument("--run-dir", help="keep the run (checkpoint, log) here (default: a temporary folder)")
+    ap.add_argument("--threads", type=int, help="torch threads (1 is fastest on a busy machine)")
     ap.add_argument("--out", default=str(Path(__file__).parent / "img" / "training"))
     args = ap.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     train = SyntheticP3M("train", args.n_train, args.data_size, seed=0)
