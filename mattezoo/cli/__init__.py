@@ -12,7 +12,7 @@ import sys
 
 from ..errors import MattezooError
 
-COMMANDS = ("list", "info", "predict", "anonymize", "data", "eval", "train", "bench")
+COMMANDS = ("list", "info", "predict", "anonymize", "data", "eval", "train", "bench", "export")
 
 
 def build_parser() -> argparse.ArgumentParser:
