@@ -47,11 +47,11 @@ void release(void* context);
 
 // Maps whole, 2 MiB-aligned huge pages (a hint: the kernel may still use
 // small pages) and keeps up to cache_limit() bytes of freed mappings for the
-// next output of the same rounded size. Why keep them: the VM's balloon
-// reports freed 2 MiB blocks to the host, which drops them, so a fresh
-// mapping faults in from the host again (we measured 0.1-2.7 s for 256 MB);
-// a kept one is written at memory speed. Falls back to torch's allocator
-// when the kernel refuses a mapping.
+// next output of the same rounded size, newest kept, oldest unmapped first.
+// Why keep them: the VM's balloon reports freed 2 MiB blocks to the host,
+// which drops them, so a fresh mapping faults in from the host again (we
+// measured 0.1-2.7 s for 256 MB); a kept one is written at memory speed.
+// Falls back to torch's allocator when the kernel refuses a mapping.
 class HugePageAllocator final : public c10::Allocator {
  public:
   c10::DataPtr allocate(size_t nbytes) override {
@@ -67,28 +67,31 @@ class HugePageAllocator final : public c10::Allocator {
 
   void copy_data(void* dest, const void* src, size_t count) const override { std::memcpy(dest, src, count); }
 
+  // Keeps the freed mapping as the newest entry and unmaps the oldest ones
+  // beyond the limit: the sizes a model just used are the ones it asks next.
   void give_back(const Mapping& m) {
     const size_t limit = cache_limit();
+    std::vector<Mapping> evicted;
     {
       std::lock_guard<std::mutex> lock(mutex_);
-      if (cached_bytes_ + m.length <= limit) {
-        cache_.push_back(m);
-        cached_bytes_ += m.length;
-        return;
-      }
+      cache_.push_back(m);
+      cached_bytes_ += m.length;
+      size_t drop = 0;
+      while (cached_bytes_ > limit && drop < cache_.size()) cached_bytes_ -= cache_[drop++].length;
+      evicted.assign(cache_.begin(), cache_.begin() + drop);
+      cache_.erase(cache_.begin(), cache_.begin() + drop);
     }
-    munmap(m.base, m.length);
+    for (const Mapping& e : evicted) munmap(e.base, e.length);
   }
 
  private:
   void* take_cached(size_t length) {
     std::lock_guard<std::mutex> lock(mutex_);
-    for (size_t i = 0; i < cache_.size(); ++i) {
+    for (size_t i = cache_.size(); i-- > 0;) {  // newest first
       if (cache_[i].length != length) continue;
       void* base = cache_[i].base;
       cached_bytes_ -= length;
-      cache_[i] = cache_.back();
-      cache_.pop_back();
+      cache_.erase(cache_.begin() + static_cast<std::ptrdiff_t>(i));
       return base;
     }
     return nullptr;
