@@ -1,0 +1,77 @@
+"""P3M-Net: mattezoo's inference and training step next to the official implementation's way (same weights).
+
+Groups ``method:p3m_net`` (one forward pass at 64², ``ours`` with the compiled
+pool/unpool ops and channels_last under ``torch.inference_mode``, ``official``
+with torch's pool/unpool, fp32, contiguous, ``torch.no_grad``) and
+``train:p3m_net`` (one step of the recipe at 32² crops, batch 2). Small sizes
+keep the default smoke run quick; ``benchmarks/speed_p3m.py`` and
+``speed_train.py`` measure the real sizes and print ratios.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+
+import pytest
+import torch
+
+from mattezoo.registry import get_method
+from mattezoo_methods.p3m.model import build_p3m_net
+
+
+@pytest.fixture(scope="module")
+def official_net():
+    torch.manual_seed(0)
+    return build_p3m_net(pooling="torch").eval()
+
+
+@pytest.fixture(scope="module")
+def image():
+    return torch.rand(1, 3, 64, 64, generator=torch.Generator().manual_seed(1))
+
+
+def _forward(model, image, mode):
+    with mode():
+        return model.forward_intermediates(image).local
+
+
+@pytest.mark.parametrize("variant", ["ours", "official"])
+def test_p3m_net_inference(benchmark, variant, official_net, image):
+    benchmark.group = "method:p3m_net"
+    benchmark.extra_info["size"] = 64
+    expected = _forward(official_net, image, torch.no_grad)
+    if variant == "ours":
+        model = copy.deepcopy(official_net).set_pooling("mattezoo").to(memory_format=torch.channels_last)
+        x, mode = image.contiguous(memory_format=torch.channels_last), torch.inference_mode
+    else:
+        model, x, mode = official_net, image, torch.no_grad
+    torch.testing.assert_close(_forward(model, x, mode), expected, rtol=0, atol=1e-4)
+    benchmark(_forward, model, x, mode)
+
+
+@pytest.mark.parametrize("variant", ["engine", "official"])
+def test_p3m_net_train_step(benchmark, variant, official_net):
+    from mattezoo.data import SyntheticP3M
+    from mattezoo.train import TrainingBatches, find_recipe
+
+    benchmark.group = "train:p3m_net"
+    benchmark.extra_info.update(batch=2, crop=32)
+    recipe = find_recipe(get_method("p3m_net"))
+    batch = TrainingBatches(SyntheticP3M("train", 2, 64, 0)[:], "blurred", batch=2, size=32, needs=recipe.needs).batch_at(0)
+    model = copy.deepcopy(official_net).train()
+    if variant == "engine":
+        model.set_pooling("mattezoo")
+    optimizer = torch.optim.Adam(model.parameters(), lr=recipe.lr)
+    loss_fn = recipe.stages[0].loss
+
+    def step() -> float:
+        optimizer.zero_grad(set_to_none=True)
+        loss = loss_fn(model, batch)["loss"]
+        loss.backward()
+        optimizer.step()
+        return float(loss.detach())
+
+    assert math.isfinite(step())
+    assert all(p.grad is not None for p in model.decoder_final_l.parameters())
+    benchmark(step)
