@@ -7,8 +7,9 @@ old background bleeding through every semi-transparent pixel.
 foreground estimation" (as pymatting's ``estimate_foreground_ml``): a 2×2
 least-squares problem per pixel with a smoothness term weighted by the alpha
 gradient, solved coarse to fine. The compiled ``mattezoo::estimate_foreground_ml``
-sweeps red-black in parallel; :func:`estimate_foreground_reference` is the same
-algorithm in NumPy (fallback without the extension, and the tests' oracle).
+sweeps red-black in parallel (CPU threads, or one CUDA thread per pixel for
+CUDA tensors); :func:`estimate_foreground_reference` is the same algorithm in
+NumPy (fallback without the extension, and the tests' oracle).
 """
 
 from __future__ import annotations
@@ -20,13 +21,11 @@ import torch
 
 from ..errors import InputError
 from ..images import check_alpha
-from ..ops._native import op_loaded
+from ..ops._native import native_for, op_loaded
 from .trimap import as_float_image
 
 
-def _check(image, alpha, regularization, n_small_iterations, n_big_iterations, small_size, gradient_weight):
-    image = as_float_image(image).astype(np.float32)
-    alpha = check_alpha(alpha, image.shape[:2])
+def _check_options(regularization, n_small_iterations, n_big_iterations, small_size, gradient_weight) -> None:
     for name, value in (("n_small_iterations", n_small_iterations), ("n_big_iterations", n_big_iterations), ("small_size", small_size)):
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
             raise InputError(f"{name} must be an int >= 0, got {value!r}")
@@ -34,6 +33,12 @@ def _check(image, alpha, regularization, n_small_iterations, n_big_iterations, s
         raise InputError(f"regularization and gradient_weight must be >= 0, got {regularization!r} and {gradient_weight!r}")
     if regularization == 0 and gradient_weight == 0:
         raise InputError("regularization and gradient_weight cannot both be 0: the per-pixel systems would be singular")
+
+
+def _check(image, alpha, *options):
+    image = as_float_image(image).astype(np.float32)
+    alpha = check_alpha(alpha, image.shape[:2])
+    _check_options(*options)
     return np.ascontiguousarray(image), np.ascontiguousarray(alpha, dtype=np.float32)
 
 
@@ -42,26 +47,81 @@ def estimate_foreground(image, alpha, *, regularization: float = 1e-5, n_small_i
                         return_background: bool = False):
     """Foreground (and background) colours of ``image`` given its matte ``alpha``.
 
-    :param image: ``H×W×3`` RGB, float in [0,1] or uint8.
-    :param alpha: ``H×W`` matte, float in [0,1] or uint8.
+    :param image: ``H×W×3`` RGB, float in [0,1] or uint8: a NumPy array, or a
+        torch tensor (CPU or CUDA; the compiled kernel of its device runs).
+    :param alpha: ``H×W`` matte, float in [0,1] or uint8, of the same kind
+        (and device) as ``image``.
     :param regularization: ε, the constant part of the smoothness weight (paper: 1e-5).
     :param n_small_iterations: sweeps on levels no larger than ``small_size`` (paper: 10).
     :param n_big_iterations: sweeps on the larger levels (paper: 2).
     :param small_size: side length below which a level counts as small (paper: 32).
     :param gradient_weight: weight of ``|alpha_i - alpha_j|`` in the smoothness term (paper: 1).
     :param return_background: also return the background estimate.
-    :return: ``F`` (``H×W×3`` float32 in [0,1]), or ``(F, B)``.
+    :return: ``F`` (``H×W×3`` float32 in [0,1], an array or a tensor on the
+        input's device, like the input), or ``(F, B)``.
     """
-    args = _check(image, alpha, regularization, n_small_iterations, n_big_iterations, small_size, gradient_weight)
+    options = (regularization, n_small_iterations, n_big_iterations, small_size, gradient_weight)
+    if isinstance(image, torch.Tensor) or isinstance(alpha, torch.Tensor):
+        fg, bg = _estimate_tensors(image, alpha, *options)
+        return (fg, bg) if return_background else fg
+    args = _check(image, alpha, *options)
     if op_loaded("estimate_foreground_ml"):
-        fg, bg = torch.ops.mattezoo.estimate_foreground_ml(
-            torch.from_numpy(args[0]), torch.from_numpy(args[1]), float(regularization), int(n_small_iterations),
-            int(n_big_iterations), int(small_size), float(gradient_weight),
-        )
+        fg, bg = torch.ops.mattezoo.estimate_foreground_ml(torch.from_numpy(args[0]), torch.from_numpy(args[1]), *_op_options(*options))
         fg, bg = fg.numpy(), bg.numpy()
     else:
-        fg, bg = _estimate_reference(*args, regularization, n_small_iterations, n_big_iterations, small_size, gradient_weight)
+        fg, bg = _estimate_reference(*args, *options)
     return (fg, bg) if return_background else fg
+
+
+def _op_options(regularization, n_small_iterations, n_big_iterations, small_size, gradient_weight):
+    return float(regularization), int(n_small_iterations), int(n_big_iterations), int(small_size), float(gradient_weight)
+
+
+def _check_tensors(image, alpha, *options) -> tuple[torch.Tensor, torch.Tensor]:
+    """The tensor form of :func:`_check`: float32 ``H×W×3`` image and ``H×W`` alpha, on their device."""
+    for name, value in (("image", image), ("alpha", alpha)):
+        if not isinstance(value, torch.Tensor):
+            raise InputError(f"{name} must be a torch tensor like the other input, got {type(value).__name__}")
+    if image.device != alpha.device:
+        raise InputError(f"image and alpha must be on the same device, got {image.device} and {alpha.device}")
+    if image.ndim != 3 or image.shape[2] != 3:
+        raise InputError(f"image must have shape H×W×3 (RGB), got {tuple(image.shape)}")
+    if alpha.ndim == 3 and alpha.shape[2] == 1:
+        alpha = alpha[..., 0]
+    if alpha.ndim != 2 or alpha.shape != image.shape[:2]:
+        raise InputError(f"alpha must have shape H×W = {tuple(image.shape[:2])} like the image, got {tuple(alpha.shape)}")
+    checked = []
+    for name, value in (("image", image), ("alpha", alpha)):
+        if value.dtype == torch.uint8:
+            checked.append(value.float() / 255.0)
+            continue
+        if not value.is_floating_point():
+            raise InputError(f"{name} must be float in [0,1] or uint8, got dtype {value.dtype}")
+        value = value.detach().float()
+        if value.numel():
+            bad = int((~torch.isfinite(value)).sum())
+            if bad:
+                raise InputError(f"{name} contains {bad} NaN or infinite values")
+            low, high = float(value.min()), float(value.max())
+            if low < 0 or high > 1:
+                raise InputError(f"{name} must lie in [0,1], got values in [{low:.4g}, {high:.4g}]")
+        checked.append(value.contiguous())
+    _check_options(*options)
+    return checked[0], checked[1]
+
+
+def _estimate_tensors(image, alpha, *options) -> tuple[torch.Tensor, torch.Tensor]:
+    image, alpha = _check_tensors(image, alpha, *options)
+    if native_for("estimate_foreground_ml", image.device):
+        return torch.ops.mattezoo.estimate_foreground_ml(image, alpha, *_op_options(*options))
+    # No kernel for this device (a CPU-only build, or MATTEZOO_DISABLE_EXT):
+    # estimate on the CPU and hand the result back on the input's device.
+    fg, bg = estimate_foreground(image.cpu().numpy(), alpha.cpu().numpy(), **dict(zip(_OPTION_NAMES, options)),
+                                 return_background=True)
+    return torch.from_numpy(fg).to(image.device), torch.from_numpy(bg).to(image.device)
+
+
+_OPTION_NAMES = ("regularization", "n_small_iterations", "n_big_iterations", "small_size", "gradient_weight")
 
 
 def estimate_foreground_reference(image, alpha, *, regularization: float = 1e-5, n_small_iterations: int = 10,

@@ -100,6 +100,59 @@ def test_op_runs_on_device(device, composite):
     np.testing.assert_allclose(fg.cpu().numpy(), ref, atol=2e-4)
 
 
+@pytest.mark.parametrize("device", cpu_and_cuda())
+def test_tensor_inputs_run_on_their_device(device, composite):
+    """Tensors in, tensors out on the same device, equal to the NumPy path's result."""
+    c = composite
+    image = torch.from_numpy(c.image).to(device)  # float64: converted like the NumPy path does
+    alpha = torch.from_numpy(c.alpha).to(device)
+    fg, bg = estimate_foreground(image, alpha, return_background=True)
+    assert fg.device.type == device and fg.dtype == torch.float32 and fg.shape == image.shape
+    ref_fg, ref_bg = estimate_foreground(c.image, c.alpha, return_background=True)
+    np.testing.assert_allclose(fg.cpu().numpy(), ref_fg, atol=1e-4)
+    np.testing.assert_allclose(bg.cpu().numpy(), ref_bg, atol=1e-4)
+    image8 = torch.from_numpy((c.image * 255).round().astype(np.uint8)).to(device)
+    np.testing.assert_allclose(estimate_foreground(image8, alpha).cpu().numpy(),
+                               estimate_foreground(image8.cpu().numpy(), c.alpha), atol=1e-4)
+
+
+@pytest.mark.needs_cuda
+@pytest.mark.parametrize("channels, shape", [(3, (61, 83)), (3, (1, 9)), (5, (20, 31)), (1, (16, 16))])
+def test_cuda_kernel_matches_cpu_kernel(channels, shape):
+    """The CUDA red-black sweeps against the CPU kernel (RGB fast path and the generic channel count)."""
+    rng = np.random.default_rng(channels)
+    image = torch.from_numpy(rng.uniform(size=(*shape, channels)).astype(np.float32))
+    alpha = torch.from_numpy(rng.uniform(size=shape).astype(np.float32))
+    alpha[alpha < 0.2] = 0
+    alpha[alpha > 0.8] = 1
+    cpu = torch.ops.mattezoo.estimate_foreground_ml(image, alpha, 1e-5, 10, 2, 32, 1.0)
+    gpu = torch.ops.mattezoo.estimate_foreground_ml(image.cuda(), alpha.cuda(), 1e-5, 10, 2, 32, 1.0)
+    for a, b in zip(cpu, gpu):
+        assert b.is_cuda and b.shape == a.shape
+        np.testing.assert_allclose(b.cpu().numpy(), a.numpy(), atol=1e-4)
+
+
+def test_tensor_input_errors(composite):
+    c = composite
+    image, alpha = torch.from_numpy(c.image), torch.from_numpy(c.alpha)
+    with pytest.raises(InputError, match="torch tensor like the other"):
+        estimate_foreground(image, c.alpha)
+    with pytest.raises(InputError, match="H×W×3"):
+        estimate_foreground(image[..., :2], alpha)
+    with pytest.raises(InputError, match="like the image"):
+        estimate_foreground(image, alpha[:-1])
+    with pytest.raises(InputError, match="NaN"):
+        estimate_foreground(image, torch.full_like(alpha, float("nan")))
+    with pytest.raises(InputError, match=r"\[0,1\]"):
+        estimate_foreground(image * 2, alpha)
+    with pytest.raises(InputError, match="uint8"):
+        estimate_foreground(image, alpha.to(torch.int32))
+    with pytest.raises(InputError, match="same device"):
+        estimate_foreground(image, alpha.to("meta"))
+    with pytest.raises(InputError, match="small_size"):
+        estimate_foreground(image, alpha, small_size=-2)
+
+
 def test_predict_cli_writes_clean_cutouts(tmp_path):
     from mattezoo.cli import main
     from mattezoo.images import read_gray, write_png
