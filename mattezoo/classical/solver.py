@@ -9,10 +9,12 @@ runs with a preconditioner:
 ``"ichol"`` (default)
     threshold incomplete Cholesky ``A ≈ L Lᵀ`` of the unit-diagonal scaled
     matrix (compiled ``mattezoo::ichol``, entries below ``drop_tolerance``,
-    default 1e-4, dropped) in reverse Cuthill-McKee order. Where a pivot
-    fails (the CF Laplacian is not an M-matrix) the diagonal is scaled by
-    ``1 + shift`` for growing shifts. Without the extension, SciPy's
-    incomplete LU (``spilu``) stands in.
+    default 1e-4, dropped) in reverse Cuthill-McKee order, split at small
+    separators into parts that are factored in parallel (one-level nested
+    dissection, :func:`thread_parts`). Where a pivot fails (the CF Laplacian
+    is not an M-matrix) the diagonal is scaled by ``1 + shift`` for growing
+    shifts. The whole CG loop then runs compiled (``mattezoo::ichol_pcg``).
+    Without the extension, SciPy's incomplete LU (``spilu``) stands in.
 ``"amg"``
     one smoothed-aggregation algebraic multigrid V-cycle (pyamg, optional).
 ``"jacobi"``
