@@ -26,6 +26,7 @@ import mattezoo  # noqa: E402
 from mattezoo.data import SyntheticP3M  # noqa: E402
 from mattezoo.metrics import evaluate  # noqa: E402
 from mattezoo.train import TrainConfig, train_method  # noqa: E402
+from mattezoo.train.losses import P3M_WEIGHTS  # noqa: E402
 
 
 def main(argv=None) -> None:
@@ -79,8 +80,11 @@ def main(argv=None) -> None:
     records = [json.loads(line) for line in result.log.read_text().splitlines()]
     steps = [r for r in records if r.get("event") == "step"]
     fig, ax = plt.subplots(figsize=(6, 3))
-    for key in ("loss", "global", "local", "fusion", "composition"):
-        ax.plot([r["step"] for r in steps], [r[key] for r in steps], label=key, lw=1.5 if key == "loss" else 1)
+    # Each part as it enters the total (P3M_WEIGHTS), so the parts add up to the loss.
+    parts = (("loss", 1.0, "total"), ("global", P3M_WEIGHTS["global"], "global / 6"), ("local", P3M_WEIGHTS["local"], "2 · local"),
+             ("fusion", P3M_WEIGHTS["fusion"], "3 · fusion"), ("composition", P3M_WEIGHTS["composition"], "composition"))
+    for key, weight, label in parts:
+        ax.plot([r["step"] for r in steps], [weight * r[key] for r in steps], label=label, lw=1.5 if key == "loss" else 1)
     ax.set_xlabel("step"), ax.set_ylabel("loss"), ax.set_yscale("log"), ax.legend(fontsize=8), ax.grid(alpha=0.3)
     ax.set_title(f"{args.method}: training losses (batch {args.batch}, {args.size}² crops, lr {args.lr:g})", fontsize=9)
     fig.tight_layout()
