@@ -1,6 +1,6 @@
 """Make the pictures of docs/training.md: a short P3M-Net training on the synthetic set.
 
-    python docs/make_training_figures.py [--steps 300] [--size 128] [--out docs/img/training]
+    python docs/make_training_figures.py [--steps 1500] [--size 64] [--threads 1] [--out docs/img/training]
 
 Trains ``p3m_net`` from scratch (no pretrained weights exist offline) on
 synthetic blurred portraits, then draws the held-out test portraits with the
@@ -32,12 +32,12 @@ from mattezoo.train.losses import P3M_WEIGHTS  # noqa: E402
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--method", default="p3m_net")
-    ap.add_argument("--steps", type=int, default=300)
-    ap.add_argument("--size", type=int, default=128, help="training crop side")
-    ap.add_argument("--data-size", type=int, default=192, help="side of the synthetic portraits")
-    ap.add_argument("--n-train", type=int, default=96)
+    ap.add_argument("--steps", type=int, default=1500)
+    ap.add_argument("--size", type=int, default=64, help="training crop side")
+    ap.add_argument("--data-size", type=int, default=128, help="side of the synthetic portraits")
+    ap.add_argument("--n-train", type=int, default=64)
     ap.add_argument("--batch", type=int, default=4)
-    ap.add_argument("--lr", type=float, default=2e-4)
+    ap.add_argument("--lr", type=float, default=1e-3)
     ap.add_argument("--show", type=int, default=4, help="test portraits in the figure")
     ap.add_argument("--run-dir", help="keep the run (checkpoint, log) here (default: a temporary folder)")
     ap.add_argument("--threads", type=int, help="torch threads (1 is fastest on a busy machine)")
