@@ -52,7 +52,7 @@ def test_trimap_method_uses_trimap_encoding():
 
 def test_options_are_validated():
     assert mattezoo.create_method("tiny_net", width=2).body[0].out_channels == 2
-    with pytest.raises(InvalidOptionError, match=r"no option 'widht'.*Did you mean 'width'.*Valid options: device, pretrained, width"):
+    with pytest.raises(InvalidOptionError, match=r"no option 'widht'.*Did you mean 'width'.*Valid options: batchnorm, device, pretrained, width"):
         mattezoo.create_method("tiny_net", widht=2)
     with pytest.raises(InvalidOptionError, match="width must be >= 1"):
         mattezoo.create_method("tiny_net", width=0)
