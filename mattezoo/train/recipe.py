@@ -20,7 +20,7 @@ from __future__ import annotations
 import importlib
 import inspect
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 from torch import nn
@@ -73,7 +73,6 @@ class Recipe:
     lr: float = 1e-5
     needs: tuple[str, ...] = ("image", "alpha", "trimap")
     description: str = ""
-    extras: Mapping[str, object] = field(default_factory=dict)
 
     def __post_init__(self):
         object.__setattr__(self, "stages", tuple(self.stages))
