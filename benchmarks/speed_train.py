@@ -21,7 +21,6 @@ is printed. Issue #6's target: official ~76 ms/step on an H200 at batch 8,
 from __future__ import annotations
 
 import argparse
-import contextlib
 import copy
 import statistics
 import time
@@ -34,30 +33,9 @@ from mattezoo.extension import status
 from mattezoo.registry import get_method
 from mattezoo.train import TrainingBatches, find_recipe
 from mattezoo_methods.p3m.model import build_p3m_net
+from train_step import Stepper
 
 QUICK = PRESETS["quick"]
-
-
-class Stepper:
-    """One optimiser step of the recipe's loss, on a fixed batch."""
-
-    def __init__(self, model, batch: dict, loss_fn, lr: float, *, channels_last: bool, amp: torch.dtype | None):
-        self.model, self.loss_fn, self.amp = model, loss_fn, amp
-        self.device = next(model.parameters()).device
-        if channels_last:
-            model.to(memory_format=torch.channels_last)
-            batch = {k: v.contiguous(memory_format=torch.channels_last) if v.ndim == 4 else v for k, v in batch.items()}
-        self.batch = batch
-        self.optimizer = torch.optim.Adam(model.parameters(), lr=lr)
-
-    def __call__(self) -> float:
-        self.optimizer.zero_grad(set_to_none=True)
-        autocast = torch.autocast(self.device.type, dtype=self.amp) if self.amp else contextlib.nullcontext()
-        with autocast:
-            loss = self.loss_fn(self.model, self.batch)["loss"]
-        loss.backward()
-        self.optimizer.step()
-        return loss.detach()
 
 
 def sync(device: torch.device) -> None:

@@ -19,6 +19,7 @@ from mattezoo import create_method, get_method, list_methods
 from mattezoo.bench.presets import PRESETS
 from mattezoo.data import SyntheticP3M
 from mattezoo.inference import image_to_tensor, run_method, trimap_to_tensor
+from train_step import Stepper
 
 QUICK = PRESETS["quick"]
 
@@ -64,17 +65,9 @@ def test_train_step(benchmark, name):
     model = create_method(name).train()
     samples = SyntheticP3M("train", QUICK.batch, QUICK.size, QUICK.seed)[:]
     batch = TrainingBatches(samples, "blurred", batch=QUICK.batch, size=QUICK.crop, needs=recipe.needs).batch_at(0)
-    loss_fn = recipe.stages[0].loss
-    optimizer = torch.optim.Adam(model.parameters(), lr=QUICK.lr or recipe.lr)
+    step = Stepper(model, batch, recipe.stages[0].loss, QUICK.lr or recipe.lr, channels_last=False, amp=None)
 
-    def step() -> float:
-        optimizer.zero_grad(set_to_none=True)
-        loss = loss_fn(model, batch)["loss"]
-        loss.backward()
-        optimizer.step()
-        return float(loss.detach())
-
-    first = step()
+    first = float(step())
     assert math.isfinite(first)
     assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in model.parameters())
     benchmark(step)

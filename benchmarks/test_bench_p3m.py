@@ -18,6 +18,7 @@ import torch
 
 from mattezoo.registry import get_method
 from mattezoo_methods.p3m.model import build_p3m_net
+from train_step import Stepper
 
 
 @pytest.fixture(scope="module")
@@ -62,16 +63,8 @@ def test_p3m_net_train_step(benchmark, variant, official_net):
     model = copy.deepcopy(official_net).train()
     if variant == "engine":
         model.set_pooling("mattezoo")
-    optimizer = torch.optim.Adam(model.parameters(), lr=recipe.lr)
-    loss_fn = recipe.stages[0].loss
+    step = Stepper(model, batch, recipe.stages[0].loss, recipe.lr, channels_last=False, amp=None)
 
-    def step() -> float:
-        optimizer.zero_grad(set_to_none=True)
-        loss = loss_fn(model, batch)["loss"]
-        loss.backward()
-        optimizer.step()
-        return float(loss.detach())
-
-    assert math.isfinite(step())
+    assert math.isfinite(float(step()))
     assert all(p.grad is not None for p in model.decoder_final_l.parameters())
     benchmark(step)

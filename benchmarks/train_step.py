@@ -1,0 +1,29 @@
+"""One optimiser step of a method's training recipe on a fixed batch, shared by the training-step benchmarks."""
+
+from __future__ import annotations
+
+import contextlib
+
+import torch
+
+
+class Stepper:
+    """One optimiser step of the recipe's loss, on a fixed batch."""
+
+    def __init__(self, model, batch: dict, loss_fn, lr: float, *, channels_last: bool, amp: torch.dtype | None):
+        self.model, self.loss_fn, self.amp = model, loss_fn, amp
+        self.device = next(model.parameters()).device
+        if channels_last:
+            model.to(memory_format=torch.channels_last)
+            batch = {k: v.contiguous(memory_format=torch.channels_last) if v.ndim == 4 else v for k, v in batch.items()}
+        self.batch = batch
+        self.optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+
+    def __call__(self) -> float:
+        self.optimizer.zero_grad(set_to_none=True)
+        autocast = torch.autocast(self.device.type, dtype=self.amp) if self.amp else contextlib.nullcontext()
+        with autocast:
+            loss = self.loss_fn(self.model, self.batch)["loss"]
+        loss.backward()
+        self.optimizer.step()
+        return loss.detach()
