@@ -1,13 +1,9 @@
 // CPU kernels of mattezoo::max_unpool2d and mattezoo::_max_unpool2d_backward.
 //
-// NCHW forward: a raster-order scatter onto memory zeroed just ahead of it
-// (see scatter_plane_streaming). NHWC forward: a gather, vectorised over
-// channels, in which every output element is written once from the inputs
-// whose stride-2 window covers it (at most 2 x 2, see kUnpoolStride in
-// max_unpool.h), checked in raster order so the last match wins; it counts
-// its matches, and when some index lies outside its window the output is
-// redone as zero-fill plus raster-order scatter. All paths are exact for any
-// valid indices, deterministic, and reject out-of-range ones.
+// Forward, both layouts: a raster-order scatter onto memory zeroed just ahead
+// of it (see scatter_plane_streaming; NHWC scatters per block of channels).
+// All paths are exact for any valid indices (the last write in raster order
+// wins), deterministic, and reject out-of-range ones.
 //
 // Large outputs are mapped on transparent huge pages (huge_page_empty.h): on
 // the CI VM faulting in a fresh 256 MB output in 4 KiB pages cost more than
@@ -22,16 +18,9 @@
 #include <torch/library.h>
 
 #include <algorithm>
-#include <atomic>
 
 namespace mattezoo::ops {
 namespace {
-
-// Input coordinates along one axis whose window covers output coordinate o:
-// i with 2i - 1 <= o <= 2i + 1, i.e. o / 2 .. (o + 1) / 2.
-static_assert(kUnpoolStride == 2 && kUnpoolReach == 1, "cover() below assumes stride 2, reach 1");
-inline int64_t cover_lo(int64_t o) { return o / 2; }
-inline int64_t cover_hi(int64_t o) { return (o + 1) / 2; }
 
 [[noreturn]] void bad_index(int64_t value, int64_t plane_size) {
   TORCH_CHECK_INDEX(false, "max_unpool2d: index ", value, " is outside the output plane; valid indices: 0 to ",
@@ -87,57 +76,50 @@ void unpool_nchw(const at::Tensor& input, const at::Tensor& indices, at::Tensor&
   });
 }
 
-// NHWC: the same gather, vectorised over channels of one output pixel.
+// NHWC: the streaming scatter of the NCHW path, per block of channels. Each
+// thread owns whole cache lines of every pixel (kChannelBlock channels) and
+// scatters its block in raster order, zeroing the output rows that input row y
+// can reach (up to 2y+1) just before it, while they are in cache. So each
+// channel's writes happen in raster order on zeroed memory, the last write
+// wins, and the output is written to memory once. An index beyond the zeroed
+// rows (not from a stride-2 pool) zeroes the rest of the block's plane first.
 template <typename scalar_t, typename index_t>
 void unpool_nhwc(const at::Tensor& input, const at::Tensor& indices, at::Tensor& out) {
   const int64_t N = input.size(0), C = input.size(1), H = input.size(2), W = input.size(3);
-  const int64_t oH = out.size(2), oW = out.size(3);
+  const int64_t oH = out.size(2), oW = out.size(3), oHW = oH * oW;
   const scalar_t* in = input.const_data_ptr<scalar_t>();
   const index_t* idx = indices.const_data_ptr<index_t>();
   scalar_t* o = out.mutable_data_ptr<scalar_t>();
-  std::atomic<int64_t> matches{0};
-  const int64_t grain = std::max<int64_t>(1, 16384 / std::max<int64_t>(1, oW * C));
-  at::parallel_for(0, N * oH, grain, [&](int64_t begin, int64_t end) {
-    int64_t local = 0;
-    for (int64_t row = begin; row < end; ++row) {
-      const int64_t n = row / oH, oy = row % oH;
-      const int64_t ylo = cover_lo(oy), yhi = std::min(cover_hi(oy), H - 1);
-      for (int64_t ox = 0; ox < oW; ++ox) {
-        scalar_t* op = o + ((n * oH + oy) * oW + ox) * C;
-        std::fill(op, op + C, scalar_t(0));
-        const index_t target = static_cast<index_t>(oy * oW + ox);
-        const int64_t xlo = cover_lo(ox), xhi = std::min(cover_hi(ox), W - 1);
-        for (int64_t y = ylo; y <= yhi; ++y) {
-          for (int64_t x = xlo; x <= xhi; ++x) {
-            const int64_t src = ((n * H + y) * W + x) * C;
-            const scalar_t* vp = in + src;
-            const index_t* ip = idx + src;
-            for (int64_t c = 0; c < C; ++c) {
-              const bool m = ip[c] == target;
-              op[c] = m ? vp[c] : op[c];
-              local += m;
+  constexpr int64_t kLine = 64;  // bytes
+  const int64_t block = std::max<int64_t>(1, kLine / static_cast<int64_t>(sizeof(scalar_t)));
+  const int64_t blocks = (C + block - 1) / block;
+  at::parallel_for(0, N * blocks, 1, [&](int64_t begin, int64_t end) {
+    for (int64_t b = begin; b < end; ++b) {
+      const int64_t n = b / blocks, c0 = (b % blocks) * block, nc = std::min(C, c0 + block) - c0;
+      const scalar_t* vin = in + n * H * W * C + c0;
+      const index_t* iin = idx + n * H * W * C + c0;
+      scalar_t* vout = o + n * oHW * C + c0;
+      int64_t zeroed = 0;  // output pixels [0, zeroed) of this block are zero or written
+      auto zero_to = [&](int64_t upto) {
+        for (int64_t p = zeroed; p < upto; ++p) std::fill(vout + p * C, vout + p * C + nc, scalar_t(0));
+        zeroed = upto;
+      };
+      for (int64_t y = 0; y < H; ++y) {
+        const int64_t need = std::min(oHW, (kUnpoolStride * y + kUnpoolReach + 1) * oW);
+        if (need > zeroed) zero_to(need);
+        for (int64_t x = 0; x < W; ++x) {
+          const int64_t src = (y * W + x) * C;
+          for (int64_t c = 0; c < nc; ++c) {
+            const int64_t t = iin[src + c];
+            if (static_cast<uint64_t>(t) >= static_cast<uint64_t>(zeroed)) {
+              if (t < 0 || t >= oHW) bad_index(t, oHW);
+              zero_to(oHW);
             }
+            vout[t * C + c] = vin[src + c];
           }
         }
       }
-    }
-    matches += local;
-  });
-  if (matches.load() == N * C * H * W) return;
-  // Some index is outside its window: zero everything and scatter, each
-  // channel range in raster order so the last write wins.
-  const int64_t HW = H * W, oHW = oH * oW;
-  std::fill(o, o + out.numel(), scalar_t(0));
-  at::parallel_for(0, C, std::max<int64_t>(1, C / 8), [&](int64_t c0, int64_t c1) {
-    for (int64_t n = 0; n < N; ++n) {
-      for (int64_t p = 0; p < HW; ++p) {
-        const int64_t src = (n * HW + p) * C;
-        for (int64_t c = c0; c < c1; ++c) {
-          const int64_t t = idx[src + c];
-          if (t < 0 || t >= oHW) bad_index(t, oHW);
-          o[(n * oHW + t) * C + c] = in[src + c];
-        }
-      }
+      zero_to(oHW);
     }
   });
 }
