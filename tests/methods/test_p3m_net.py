@@ -254,16 +254,17 @@ def test_working_size_is_the_official_rule(height, width, scale, max_side, expec
 
 
 class PassRecorder:
-    """Wraps ``forward_intermediates`` to record the input size of every pass."""
+    """Wraps ``inference_maps`` to record the input size, input, outputs asked for and outputs of every pass."""
 
     def __init__(self, net):
-        self.net, self.sizes, self.inputs, self.outputs = net, [], [], []
-        self.original = net.forward_intermediates
+        self.net, self.sizes, self.inputs, self.asked, self.outputs = net, [], [], [], []
+        self.original = net.inference_maps
 
-    def __call__(self, image):
+    def __call__(self, image, **asked):
         self.sizes.append(tuple(image.shape[-2:]))
         self.inputs.append(image)
-        out = self.original(image)
+        self.asked.append(asked)
+        out = self.original(image, **asked)
         self.outputs.append(out)
         return out
 
@@ -318,10 +319,13 @@ def official_hybrid_fusion(half_logits: torch.Tensor, full_local: torch.Tensor, 
 @pytest.mark.parametrize("known_rule", ["official", "solid"])
 def test_hybrid_on_odd_sizes(model, monkeypatch, height, width, known_rule):
     recorder = PassRecorder(model)
-    monkeypatch.setattr(model, "forward_intermediates", recorder)
+    monkeypatch.setattr(model, "inference_maps", recorder)
     image = torch.rand(2, 3, height, width, generator=torch.Generator().manual_seed(height))
     result = model.infer_details(image, strategy="hybrid", known_rule=known_rule)
     assert recorder.sizes == [working_size(height, width, 0.5, 1600), working_size(height, width, 1.0, 1600)]
+    # HYBRID needs only the segmentation map at ½ scale and only the local matte at full scale.
+    assert recorder.asked == [{"local": False}, {"global_logits": False}]
+    assert recorder.outputs[0].local is None and recorder.outputs[1].global_logits is None
     assert result.alpha.shape == result.trimap.shape == result.local.shape == (2, 1, height, width)
     half, full = recorder.outputs
     for given, size in zip(recorder.inputs, recorder.sizes):
@@ -335,17 +339,19 @@ def test_hybrid_on_odd_sizes(model, monkeypatch, height, width, known_rule):
 @pytest.mark.parametrize("height,width", [(70, 45), (97, 33)])
 def test_resize_on_odd_sizes(model, monkeypatch, height, width):
     recorder = PassRecorder(model)
-    monkeypatch.setattr(model, "forward_intermediates", recorder)
+    monkeypatch.setattr(model, "inference_maps", recorder)
     image = torch.rand(1, 3, height, width)
     alpha = model.infer_details(image, strategy="resize").alpha
     assert recorder.sizes == [working_size(height, width, 0.5, 1600)]
     torch.testing.assert_close(recorder.inputs[0], skimage_resize(image, recorder.sizes[0]).float(), rtol=0, atol=1e-6)
-    torch.testing.assert_close(alpha, skimage_resize(recorder.outputs[0].fused, (height, width)).float(), rtol=0, atol=1e-5)
+    half = recorder.outputs[0]
+    fused = fuse(half.global_logits, half.local)
+    torch.testing.assert_close(alpha, skimage_resize(fused, (height, width)).float(), rtol=0, atol=1e-5)
 
 
 def test_max_side_caps_every_pass(model, monkeypatch):
     recorder = PassRecorder(model)
-    monkeypatch.setattr(model, "forward_intermediates", recorder)
+    monkeypatch.setattr(model, "inference_maps", recorder)
     model.infer_details(torch.rand(1, 3, 80, 200), strategy="hybrid", max_side=64)
     assert recorder.sizes == [(32, 64), (64, 64)]
 

@@ -28,6 +28,10 @@ from torch import nn
 from .blocks import DBFI, SBFI, TFI, conv_stack
 from .pooling import unpool
 
+# A leaf under torch.fx tracing (mattezoo.nn.fusion): its output size comes from a
+# tensor's shape, which a symbolic trace cannot turn into a tuple.
+torch.fx.wrap("unpool")
+
 
 class EncoderFeatures(NamedTuple):
     """What an encoder hands to the decoders.

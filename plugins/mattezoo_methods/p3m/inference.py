@@ -124,15 +124,18 @@ def infer(model, image: torch.Tensor, strategy: str = "hybrid", max_side: int = 
     height, width = image.shape[-2:]
     dtype = model.input_dtype
     image = image.to(dtype)
-    half = model.forward_intermediates(resize(image, working_size(height, width, 0.5, max_side)))
+    hybrid = strategy == "hybrid"
+    # HYBRID takes only the segmentation map from the ½-scale pass and only the
+    # local matte from the full-scale one; RESIZE takes both from the ½-scale pass.
+    half = model.inference_maps(resize(image, working_size(height, width, 0.5, max_side)), local=not hybrid)
     classes = half.global_logits.argmax(dim=1, keepdim=True)
     background, foreground = known_masks(classes, (height, width), known_rule)
-    if strategy == "hybrid":
-        full = model.forward_intermediates(resize(image, working_size(height, width, 1.0, max_side)))
+    if hybrid:
+        full = model.inference_maps(resize(image, working_size(height, width, 1.0, max_side)), global_logits=False)
         local = resize(full.local.float(), (height, width))
         alpha, trimap = fuse_known(background, foreground, local)
     else:
-        alpha = resize(half.fused.float(), (height, width))
+        alpha = resize(fuse(half.global_logits, half.local).float(), (height, width))
         local = resize(half.local.float(), (height, width))
         _, trimap = fuse_known(background, foreground, local)  # the trimap HYBRID would have used
     return InferenceResult(alpha.clamp(0.0, 1.0), trimap, local)

@@ -11,13 +11,16 @@ for the same key layout.
 
 from __future__ import annotations
 
+import copy
 import os
+import warnings
 from typing import NamedTuple
 
 import torch
 from torch import nn
 
 from mattezoo.errors import InputError, InvalidOptionError
+from mattezoo.fusion import FusedInference
 
 from . import inference
 from .decoder import R34_LAYOUT, DecoderMixin, DecoderOutput, EncoderFeatures
@@ -45,6 +48,35 @@ class P3MOutput(NamedTuple):
         return inference.logits_to_trimap(self.global_logits)
 
 
+class InferenceMaps(NamedTuple):
+    """The outputs an inference pass was asked for (None for the others)."""
+
+    global_logits: torch.Tensor | None = None  # [B,3,H,W]
+    local: torch.Tensor | None = None  # [B,1,H,W]
+
+
+class _InferencePass(nn.Module):
+    """What a fused inference pass traces: the requested decoder outputs of a normalised image."""
+
+    def __init__(self, model: "P3MMattingModel", outputs: tuple[str, ...]):
+        super().__init__()
+        self.model, self.outputs = model, outputs
+        self.training = False  # the model itself is in eval mode when this is built
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        out = self.model._decode(self.model._features(x))
+        return tuple(getattr(out, name) for name in self.outputs)
+
+
+def _int32_pool_indices(module: nn.Module) -> None:
+    """Swap each index pool of a fused pass for a copy with int32 indices (half their memory traffic)."""
+    for name, child in list(module.named_modules()):
+        if isinstance(child, MaxPoolWithIndices) and child.backend == "mattezoo":
+            faster = copy.copy(child)
+            faster.index_dtype = torch.int32
+            module.set_submodule(name, faster)
+
+
 class P3MMattingModel(nn.Module):
     """What every P3M-Net variant shares: input normalisation, outputs and test-time strategies.
 
@@ -58,6 +90,10 @@ class P3MMattingModel(nn.Module):
         self.max_side = inference.check_max_side(max_side)
         self.known_rule = "official"  # HYBRID's known pixels, see known.py
         self.pool_backend = "mattezoo"
+        # Inference passes run a fused copy (mattezoo.fusion) unless this is False.
+        self.fused_inference = True
+        self._fused_passes: dict[tuple[str, ...], FusedInference] = {}
+        self._fusion_failed: str | None = None
 
     def set_pooling(self, backend: str) -> "P3MMattingModel":
         """Switch every index pool and unpool to ``backend`` (see :data:`.pooling.POOLING_BACKENDS`).
@@ -67,6 +103,7 @@ class P3MMattingModel(nn.Module):
         The weights and the outputs do not change.
         """
         self.pool_backend = check_pooling(backend)
+        self._fused_passes.clear()  # they captured the old backend
         for module in self.modules():
             if isinstance(module, MaxPoolWithIndices):
                 module.backend = backend
@@ -102,6 +139,47 @@ class P3MMattingModel(nn.Module):
     def forward(self, image: torch.Tensor) -> torch.Tensor:
         """The fused alpha [B,1,H,W] of ``image`` [B,3,H,W] in [0,1] (H, W multiples of 32)."""
         return self.forward_intermediates(image).fused
+
+    def inference_maps(self, image: torch.Tensor, *, global_logits: bool = True, local: bool = True) -> InferenceMaps:
+        """The requested outputs of a pass over ``image`` [B,3,H,W] in [0,1] (H, W multiples of 32).
+
+        In eval mode outside autograd, with ``fused_inference`` on (the default),
+        the pass runs a copy of the network traced with ``torch.fx`` in which
+        each conv is fused with its BatchNorm, residual add and ReLU
+        (:mod:`mattezoo.fusion`), everything the requested outputs do not need
+        is pruned (HYBRID's ½-scale pass never runs the matting decoder, its
+        full-scale pass skips the last segmentation stages, neither computes
+        the dBFI side outputs), and the pooling indices are int32. The copy is
+        rebuilt when the weights change. Its outputs equal the plain forward's
+        to float rounding. Otherwise this is the plain forward pass.
+        """
+        names = tuple(name for name, wanted in (("global_logits", global_logits), ("local", local)) if wanted)
+        if not names:
+            raise InvalidOptionError("inference_maps needs at least one of global_logits=True, local=True")
+        x = self.normalise(image)
+        if self._fusion_applies():
+            try:
+                return InferenceMaps(**dict(zip(names, self._fused_pass(names)(x))))
+            except torch.fx.proxy.TraceError as exc:  # a subclass whose forward fx cannot trace
+                self._fusion_failed = str(exc)
+                warnings.warn(f"{type(self).__name__}: fused inference is unavailable ({exc}); running unfused",
+                              RuntimeWarning, stacklevel=2)
+        out = self._decode(self._features(x))
+        return InferenceMaps(**{name: getattr(out, name) for name in names})
+
+    def _fusion_applies(self) -> bool:
+        return self.fused_inference and self._fusion_failed is None and not self.training \
+            and not torch.is_grad_enabled()
+
+    def _fused_pass(self, names: tuple[str, ...]) -> FusedInference:
+        if names not in self._fused_passes:
+            self._fused_passes[names] = FusedInference(
+                lambda: _InferencePass(self, names), self, leaf_types=self._fusion_leaves, finish=_int32_pool_indices
+            )
+        return self._fused_passes[names]
+
+    # Modules a symbolic trace must not enter (index pools return a tuple built in C++).
+    _fusion_leaves: tuple[type, ...] = (MaxPoolWithIndices,)
 
     @torch.no_grad()
     def infer_details(self, image: torch.Tensor, *, strategy: str | None = None, max_side: int | None = None,

@@ -35,10 +35,15 @@ def check_pooling(backend: str) -> str:
     return backend
 
 
-def pool(x: torch.Tensor, kernel_size: int, stride: int, padding: int, backend: str) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(values, indices)`` of a max-pool; indices are flat ``y * W + x`` positions per channel plane."""
+def pool(x: torch.Tensor, kernel_size: int, stride: int, padding: int, backend: str,
+         index_dtype: torch.dtype = torch.int64) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(values, indices)`` of a max-pool; indices are flat ``y * W + x`` positions per channel plane.
+
+    ``index_dtype`` (int64 or int32) applies to the ``"mattezoo"`` backend; the
+    others always give int64, as torch does.
+    """
     if backend == "mattezoo":
-        return max_pool2d_with_indices(x, kernel_size, stride, padding)
+        return max_pool2d_with_indices(x, kernel_size, stride, padding, index_dtype=index_dtype)
     return F.max_pool2d(x, kernel_size, stride, padding, return_indices=True)
 
 
@@ -57,16 +62,20 @@ class MaxPoolWithIndices(nn.Module):
     """``max_pool2d`` that also returns the argmax indices for a later :func:`unpool`.
 
     ``backend`` is one of :data:`POOLING_BACKENDS`; models switch all their
-    pools and unpools together (``P3MMattingModel.set_pooling``).
+    pools and unpools together (``P3MMattingModel.set_pooling``). The indices
+    are int64 (as torch's) unless ``index_dtype`` is set to int32, which halves
+    their memory traffic; fused inference passes do that.
     """
 
     def __init__(self, kernel_size: int, stride: int, padding: int = 0, backend: str = "mattezoo"):
         super().__init__()
         self.kernel_size, self.stride, self.padding = kernel_size, stride, padding
         self.backend = check_pooling(backend)
+        self.index_dtype = torch.int64
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        return pool(x, self.kernel_size, self.stride, self.padding, self.backend)
+        index_dtype = self.index_dtype if x.shape[-2] * x.shape[-1] <= 2**31 - 1 else torch.int64
+        return pool(x, self.kernel_size, self.stride, self.padding, self.backend, index_dtype)
 
     def extra_repr(self) -> str:
         return f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}, backend={self.backend}"

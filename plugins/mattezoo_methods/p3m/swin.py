@@ -224,6 +224,9 @@ class SwinDecoder(DecoderMixin, nn.Module):
 class SwinP3MNet(P3MMattingModel):
     """P3M-Net(Swin-T): ``encoder`` and ``decoder`` as in the official model."""
 
+    # The blocks pad and mask by their input's size: opaque to fused inference's trace.
+    _fusion_leaves = (MaxPoolWithIndices, PaddedSwinBlock)
+
     def __init__(self, *, tfi: bool = True, sbfi: bool = True, dbfi: bool = True,
                  strategy: str = "hybrid", max_side: int = inference.DEFAULT_MAX_SIDE):
         super().__init__()
