@@ -6,9 +6,11 @@
 The same weights, batch and optimiser settings run as:
 
 * ``official``: torch's pool/unpool (``pooling="torch"``), fp32, contiguous;
-* ``engine``: the compiled pool/unpool ops, plus channels_last (``--no-channels-last``
-  to drop it) and, on CUDA, bf16 autocast (``--amp bf16|off``; default bf16 on
-  CUDA, off on CPU where it does not pay on this kind of box).
+* ``engine``: what ``mattezoo train`` does: the compiled pool/unpool ops, fused Adam
+  (``mattezoo.train.trainer.make_adam``), channels_last on CUDA (``--channels-last
+  on|off``; default on CUDA only: at the quick preset's size on the CPU box it was
+  slower) and, on CUDA, bf16 autocast (``--amp bf16|off``; default bf16 on CUDA,
+  off on CPU where it does not pay on this kind of box).
 
 Both start from identical weights and Adam state; the first step's losses
 are compared (fp32 to 1e-4 relative; bf16 to 5e-2), then each step is timed
@@ -51,9 +53,11 @@ def main(argv=None) -> int:
     ap.add_argument("--reps", type=int, default=5, help="timed steps per variant (median reported)")
     ap.add_argument("--warmup", type=int, default=2, help="untimed steps per variant first")
     ap.add_argument("--amp", choices=("bf16", "off", "auto"), default="auto", help="engine autocast (auto: bf16 on CUDA only)")
-    ap.add_argument("--no-channels-last", dest="channels_last", action="store_false")
+    ap.add_argument("--channels-last", choices=("on", "off", "auto"), default="auto",
+                    help="engine memory format (auto: channels_last on CUDA only)")
     args = ap.parse_args(argv)
     device = torch.device(args.device)
+    args.channels_last = args.channels_last == "on" or (args.channels_last == "auto" and device.type == "cuda")
     amp = torch.bfloat16 if args.amp == "bf16" or (args.amp == "auto" and device.type == "cuda") else None
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {device}; {status()}")
     print(f"P3M-Net training step, batch {args.batch}, {args.size}² crops; engine: channels_last={args.channels_last}, amp={amp}")
@@ -67,7 +71,8 @@ def main(argv=None) -> int:
     engine_model = copy.deepcopy(official_model).set_pooling("mattezoo")
     loss_fn = recipe.stages[0].loss
     official = Stepper(official_model, dict(batch), loss_fn, recipe.lr, channels_last=False, amp=None)
-    engine = Stepper(engine_model, dict(batch), loss_fn, recipe.lr, channels_last=args.channels_last, amp=amp)
+    engine = Stepper(engine_model, dict(batch), loss_fn, recipe.lr, channels_last=args.channels_last, amp=amp,
+                     fused_adam=True)
 
     first_official, first_engine = float(official()), float(engine())
     tolerance = 5e-2 if amp else 1e-4

@@ -65,7 +65,8 @@ def test_train_step(benchmark, name):
     model = create_method(name).train()
     samples = SyntheticP3M("train", QUICK.batch, QUICK.size, QUICK.seed)[:]
     batch = TrainingBatches(samples, "blurred", batch=QUICK.batch, size=QUICK.crop, needs=recipe.needs).batch_at(0)
-    step = Stepper(model, batch, recipe.stages[0].loss, QUICK.lr or recipe.lr, channels_last=False, amp=None)
+    step = Stepper(model, batch, recipe.stages[0].loss, QUICK.lr or recipe.lr, channels_last=False, amp=None,
+                   fused_adam=True)
 
     first = float(step())
     assert math.isfinite(first)
