@@ -185,13 +185,18 @@ def fuse_for_inference(module: nn.Module, leaf_types: Iterable[type] = ()) -> to
     modules = dict(fused.named_modules())
     count = 0
     for node in list(fused.graph.nodes):
-        if node.op == "call_module" and type(modules.get(node.target)) is nn.Conv2d:
+        if node.op == "call_module" and _fusable_conv(modules.get(node.target)):
             _fuse_chain(fused, modules, node, f"fused_conv{count}")
             count += 1
     fused.graph.eliminate_dead_code()
     fused.delete_all_unused_submodules()
     fused.recompile()
     return fused.eval()
+
+
+def _fusable_conv(module: nn.Module | None) -> bool:
+    """A plain ``nn.Conv2d`` with numeric zero padding (what :class:`FusedConv2d` reproduces)."""
+    return type(module) is nn.Conv2d and module.padding_mode == "zeros" and not isinstance(module.padding, str)
 
 
 def _only_user(node: torch.fx.Node) -> torch.fx.Node | None:

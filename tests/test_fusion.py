@@ -215,3 +215,13 @@ def test_finish_can_replace_submodules_of_the_fused_copy():
     with torch.no_grad():
         cache(torch.rand(1, 3, 8, 8))
     assert seen == [5]
+
+
+def test_convs_it_cannot_reproduce_are_left_as_they_are():
+    model = nn.Sequential(nn.Conv2d(2, 3, 3, padding=1, padding_mode="reflect"), nn.ReLU(),
+                          nn.Conv2d(3, 3, 3, padding="same"), nn.Conv2d(3, 1, 1)).eval()
+    gm = fuse_for_inference(model)
+    assert len(fused_convs(gm)) == 1  # only the last, plain one
+    x = torch.rand(1, 2, 7, 7)
+    with torch.no_grad():
+        torch.testing.assert_close(gm(x), model(x), rtol=1e-5, atol=1e-6)

@@ -6,6 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from mattezoo.errors import InputError, InvalidOptionError
 from mattezoo.fusion import FusedConv2d
 from mattezoo_methods.p3m.basic import build_basic
 from mattezoo_methods.p3m.blocks import TFI, max_pool_k2
@@ -97,8 +98,18 @@ def test_each_pass_computes_only_what_it_returns(net):
 
     # The encoder is shared; ½-scale HYBRID drops the whole matting decoder, full scale the last segmentation stages.
     assert convs(("global_logits",)) < convs(("local",)) < convs(BOTH)
-    with pytest.raises(Exception, match="at least one"):
+    with pytest.raises(InvalidOptionError, match="at least one"):
         net.inference_maps(image, global_logits=False, local=False)
+
+
+@pytest.mark.parametrize("image,message", [
+    (torch.rand(1, 3, 64, 70), "multiples of 32"),
+    (torch.rand(1, 1, 64, 64), r"\[B,3,H,W\]"),
+    (torch.zeros(1, 3, 64, 64, dtype=torch.uint8), "float"),
+])
+def test_inference_maps_refuses_what_a_pass_cannot_take(net, image, message):
+    with torch.no_grad(), pytest.raises(InputError, match=message):
+        net.inference_maps(image)
 
 
 def test_the_fused_pass_pools_with_int32_indices_and_leaves_the_model_at_int64(net):

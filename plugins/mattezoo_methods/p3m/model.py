@@ -156,6 +156,11 @@ class P3MMattingModel(nn.Module):
         names = tuple(name for name, wanted in (("global_logits", global_logits), ("local", local)) if wanted)
         if not names:
             raise InvalidOptionError("inference_maps needs at least one of global_logits=True, local=True")
+        if not isinstance(image, torch.Tensor) or image.ndim != 4 or image.shape[1] != 3 or not image.is_floating_point():
+            raise InputError(f"inference_maps takes a float [B,3,H,W] image tensor, got {getattr(image, 'shape', image)!r}")
+        if image.shape[-2] % inference.MULTIPLE or image.shape[-1] % inference.MULTIPLE or 0 in image.shape:
+            raise InputError(f"inference_maps needs H and W as positive multiples of {inference.MULTIPLE}, got "
+                             f"{tuple(image.shape[-2:])}; infer() and infer_details() take any size")
         x = self.normalise(image)
         if self._fusion_applies():
             try:
