@@ -46,7 +46,7 @@ if [ "$QUICK" = 1 ]; then
   step p3m-1024 "$PY" benchmarks/speed_p3m.py --device cuda --size 256 --reps 5 --jobs pass
 else
   step cuda-tests "$PY" -m pytest -q -p no:cacheprovider tests/ops tests/classical/test_foreground.py \
-    tests/test_example_plugin.py -k "cuda or needs_cuda"
+    tests/test_example_plugin.py tests/test_fusion.py tests/methods/test_p3m_fused_inference.py -k "cuda or needs_cuda"
   step metrics "$PY" benchmarks/speed_metrics.py --device cuda
   step p3m-1024 "$PY" benchmarks/speed_p3m.py --device cuda --size 1024 --reps 20 --jobs pass
   step p3m-2048 "$PY" benchmarks/speed_p3m.py --device cuda --size 2048 --reps 10 --jobs pass

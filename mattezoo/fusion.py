@@ -45,10 +45,12 @@ class FusedConv2d(nn.Module):
     ``forward(x, other=None)`` computes ``relu(conv(x) + other)`` when ``add``
     is ``"before_relu"`` (a ResNet block's end), ``relu(conv(x)) + other`` when
     it is ``"after_relu"``, and ``relu(conv(x))`` when it is None (the ReLU
-    only if ``relu``). On CPU in float32 outside autograd the convolution,
-    bias, ReLU and a ``"before_relu"`` add are one oneDNN call on weights
-    reordered once per input shape; elsewhere it is ``F.conv2d`` followed by
-    in-place ops. An ``"after_relu"`` add is done in place on the fresh output.
+    only if ``relu``). Outside autograd, the convolution, bias, ReLU and a
+    ``"before_relu"`` add are one call: oneDNN with post-ops on CPU in float32
+    (on weights reordered once per input shape), cuDNN's fused conv-(add)-ReLU
+    on CUDA (in the autocast dtype when autocast is on). Elsewhere, and for a
+    configuration cuDNN refuses, it is ``F.conv2d`` followed by in-place ops.
+    An ``"after_relu"`` add is done in place on the fresh output.
     """
 
     ADD_POSITIONS = (None, "before_relu", "after_relu")
@@ -67,20 +69,60 @@ class FusedConv2d(nn.Module):
         self.stride, self.padding, self.dilation = list(conv.stride), list(conv.padding), list(conv.dilation)
         self.groups = conv.groups
         self.add, self.relu = add, relu
-        self._packed: dict[tuple[int, ...], torch.Tensor] = {}
+        self._packed: dict[tuple[int, ...], torch.Tensor] = {}  # oneDNN-reordered weights by input shape
+        self._cast: dict[torch.dtype, tuple[torch.Tensor, torch.Tensor | None]] = {}  # cuDNN weights by dtype
+        self._cudnn_error: str | None = None  # why cuDNN's fused op was refused, once it was
 
     def forward(self, x: torch.Tensor, other: torch.Tensor | None = None) -> torch.Tensor:
         x = x.contiguous(memory_format=torch.channels_last)
         inner = other if self.add == "before_relu" else None
         if self._use_onednn(x, inner):
             y = self._onednn(x, inner)
+        elif self._use_cudnn(x, inner):
+            y = self._cudnn(x, inner)
         else:
-            y = F.conv2d(x, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups)
-            if inner is not None:
-                y = _add_into(y, inner)
-            if self.relu:
-                y = torch.relu(y) if torch.is_grad_enabled() else y.relu_()
+            y = self._plain(x, inner)
         return _add_into(y, other) if self.add == "after_relu" else y
+
+    def _plain(self, x: torch.Tensor, inner: torch.Tensor | None) -> torch.Tensor:
+        y = F.conv2d(x, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups)
+        if inner is not None:
+            y = _add_into(y, inner)
+        if self.relu:
+            y = torch.relu(y) if torch.is_grad_enabled() else y.relu_()
+        return y
+
+    def _use_cudnn(self, x: torch.Tensor, other: torch.Tensor | None) -> bool:
+        # cuDNN's fused ops always end in a ReLU; a conv without one gains nothing from them.
+        if not (x.is_cuda and self.relu and self._cudnn_error is None and torch.backends.cudnn.enabled):
+            return False
+        if torch.is_grad_enabled() and x.requires_grad:
+            return False
+        return x.dtype in (torch.float32, torch.float16, torch.bfloat16) and (
+            other is None or tuple(other.shape) == self._output_shape(x))
+
+    def _cudnn(self, x: torch.Tensor, other: torch.Tensor | None) -> torch.Tensor:
+        """``relu(conv(x) [+ other] + bias)`` as one cuDNN call, in the autocast dtype when autocast is on."""
+        dtype = torch.get_autocast_dtype("cuda") if torch.is_autocast_enabled("cuda") else x.dtype
+        weight, bias = self._weights_as(dtype)
+        args = (self.stride, self.padding, self.dilation, self.groups)
+        try:
+            with torch.autocast("cuda", enabled=False):
+                x = x.to(dtype)
+                if other is None:
+                    return torch.cudnn_convolution_relu(x, weight, bias, *args)
+                z = other.to(dtype).contiguous(memory_format=torch.channels_last)
+                return torch.cudnn_convolution_add_relu(x, weight, z, 1.0, bias, *args)
+        except RuntimeError as exc:
+            # cuDNN may have no fused engine for a configuration; the plain path always works.
+            self._cudnn_error = str(exc)
+            return self._plain(x, other)
+
+    def _weights_as(self, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor | None]:
+        if dtype not in self._cast:
+            bias = None if self.bias is None else self.bias.detach().to(dtype)
+            self._cast[dtype] = (self.weight.detach().to(dtype), bias)
+        return self._cast[dtype]
 
     def _onednn(self, x: torch.Tensor, other: torch.Tensor | None) -> torch.Tensor:
         args = (self._packed_weight(x), self.bias, self.padding, self.stride, self.dilation, self.groups)
@@ -119,7 +161,7 @@ class FusedConv2d(nn.Module):
         return (x.shape[0], self.weight.shape[0], *sizes)
 
     def _apply(self, fn, recurse=True):
-        self._packed = {}  # reordered copies of the old weight tensor
+        self._packed, self._cast = {}, {}  # copies of the old weight tensor
         return super()._apply(fn, recurse)
 
     def extra_repr(self) -> str:

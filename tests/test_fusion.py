@@ -225,3 +225,19 @@ def test_convs_it_cannot_reproduce_are_left_as_they_are():
     x = torch.rand(1, 2, 7, 7)
     with torch.no_grad():
         torch.testing.assert_close(gm(x), model(x), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.needs_cuda
+@pytest.mark.parametrize("amp", [False, True])
+def test_cuda_fused_convs_match_the_module_and_use_cudnn(amp):
+    block = make_block(7).cuda()
+    gm = fuse_for_inference(block)
+    x = torch.rand(2, 3, 32, 24, device="cuda")
+    with torch.no_grad(), torch.autocast("cuda", dtype=torch.bfloat16, enabled=amp):
+        expected = block(x)
+        got = gm(x)
+    tol = 3e-2 if amp else 1e-4
+    for g, e in zip(got, expected):
+        torch.testing.assert_close(g.float(), e.float(), rtol=tol, atol=tol)
+    relu_convs = [c for c in fused_convs(gm) if c.relu]
+    assert relu_convs and all(c._cudnn_error is None for c in relu_convs), [c._cudnn_error for c in relu_convs]

@@ -183,3 +183,14 @@ def test_max_pool_k2_gives_a_tie_gradient_to_the_first_maximum_like_max_pool2d()
     x = torch.ones(1, 1, 2, 2, requires_grad=True)
     max_pool_k2(x, 2).sum().backward()
     assert x.grad.flatten().tolist() == [1.0, 0.0, 0.0, 0.0]
+
+
+@pytest.mark.needs_cuda
+def test_the_fused_pass_on_cuda_equals_the_plain_pass():
+    torch.manual_seed(8)
+    model = randomised(build_p3m_net(), seed=8).cuda()
+    image = torch.rand(2, 3, 64, 96, generator=torch.Generator().manual_seed(9)).cuda()
+    with torch.no_grad():
+        expected = plain_maps(model, image)
+        got = model.inference_maps(image)
+    assert_maps_close(got, expected)
