@@ -54,8 +54,9 @@ from mattezoo.errors import InputError
 
 CITATION = "Zheng, Kambhamettu. Learning Based Digital Matting. ICCV 2009, pp. 889-896."
 
-#: Windows processed at once; bounds the ``n×m×m`` temporaries (~40 MB at r=1).
-WINDOW_CHUNK = 1 << 16
+#: Window-matrix entries (``n·m²``) built at once: bounds each ``n×m×m``
+#: temporary to ~32 MB whatever the radius.
+CHUNK_ENTRIES = 1 << 22
 
 
 def lbdm_window_laplacians(colours: np.ndarray, epsilon: float) -> np.ndarray:
@@ -92,8 +93,8 @@ def lbdm_window_laplacians(colours: np.ndarray, epsilon: float) -> np.ndarray:
 def _check_options(image: np.ndarray, epsilon, radius) -> None:
     if isinstance(radius, bool) or not isinstance(radius, (int, np.integer)) or radius < 1:
         raise InputError(f"radius must be an int >= 1, got {radius!r}")
-    if isinstance(epsilon, bool) or not isinstance(epsilon, (int, float, np.floating, np.integer)) or not epsilon > 0 \
-            or not np.isfinite(epsilon):
+    is_number = isinstance(epsilon, (int, float, np.integer, np.floating)) and not isinstance(epsilon, bool)
+    if not (is_number and 0 < epsilon < np.inf):
         raise InputError(f"epsilon must be a finite number > 0, got {epsilon!r}")
     height, width = image.shape[:2]
     if min(height, width) < 2 * radius + 1:
@@ -131,7 +132,7 @@ def lbdm_laplacian_system(image: np.ndarray, unknown: np.ndarray, known_alpha: n
     n_pixels = height * width
     flat_unknown = unknown.ravel()
     n_unknown = int(flat_unknown.sum())
-    # Band row of each pixel; known pixels go to a spare row n_unknown that is dropped.
+    # Band row of each pixel; n_unknown marks the known ones.
     row_of = np.full(n_pixels, n_unknown, np.int64)
     row_of[flat_unknown] = np.arange(n_unknown)
 
@@ -145,14 +146,21 @@ def lbdm_laplacian_system(image: np.ndarray, unknown: np.ndarray, known_alpha: n
     # Band column of the pair (a, b) of window positions: the offset b − a.
     pair_offset = (dy[None, :] - dy[:, None] + 2 * radius) * span + (dx[None, :] - dx[:, None] + 2 * radius)
 
-    band = np.zeros((n_unknown + 1) * span * span)
+    offsets = span * span
+    band = np.zeros((n_unknown, offsets))
     flat_image = image.reshape(-1, 3)
-    for start in range(0, corner.size, WINDOW_CHUNK):
-        pixels = corner[start:start + WINDOW_CHUNK, None] + in_window[None, :]  # n×m
+    chunk = max(1, CHUNK_ENTRIES // (size * size) ** 2)
+    for start in range(0, corner.size, chunk):
+        pixels = corner[start:start + chunk, None] + in_window[None, :]  # n×m
         local = lbdm_window_laplacians(flat_image[pixels], float(epsilon))  # n×m×m, rows a, columns b
-        target = (row_of[pixels] * (span * span))[:, :, None] + pair_offset[None, :, :]
-        band += np.bincount(target.ravel(), weights=local.ravel(), minlength=band.size)
-    band = band.reshape(n_unknown + 1, span * span)[:n_unknown]
+        # Windows run in raster order, so a chunk's unknown rows form a short
+        # range [lo, hi]; known rows go to one spare row past it, then dropped.
+        rows = row_of[pixels]
+        lo, hi = rows.min(), rows[rows < n_unknown].max()
+        rows = np.where(rows < n_unknown, rows - lo, hi - lo + 1)
+        target = (rows * offsets)[:, :, None] + pair_offset[None, :, :]
+        sums = np.bincount(target.ravel(), weights=local.ravel(), minlength=(hi - lo + 2) * offsets)
+        band[lo:hi + 1] += sums[:(hi - lo + 1) * offsets].reshape(-1, offsets)
 
     # Column pixel of each band entry, and whether it lies inside the image.
     ys, xs = np.divmod(np.flatnonzero(flat_unknown), width)

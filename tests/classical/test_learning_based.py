@@ -74,6 +74,16 @@ def test_constrained_system_is_the_restricted_laplacian():
     assert system.matrix.has_sorted_indices
 
 
+def test_chunked_assembly_matches_one_chunk(monkeypatch):
+    c = make_composite(20, 24, seed=1)
+    unknown, known_alpha = c.trimap == 128, (c.trimap == 255).astype(float)
+    whole = lbdm_laplacian_system(c.image, unknown, known_alpha)
+    monkeypatch.setattr(learning_based, "CHUNK_ENTRIES", 7 * 81)  # 7 windows per chunk
+    chunked = lbdm_laplacian_system(c.image, unknown, known_alpha)
+    assert abs(chunked.matrix - whole.matrix).max() < 1e-12
+    np.testing.assert_allclose(chunked.rhs, whole.rhs, atol=1e-12, rtol=0)
+
+
 def test_flat_windows_are_exact_at_the_paper_epsilon():
     # A window of one colour c: K = k·11ᵀ with k = |c|² + 1, so
     # (I − F)² = I − (1 − (ε / (k·m + ε))²) 11ᵀ / m in closed form.
