@@ -33,13 +33,17 @@ Where this differs from the official code, and why:
   by preconditioned CG, as closed_form and knn do here. The known pixels keep
   their trimap values exactly instead of drifting by ~1/λ.
 - Local flow: the toolbox divides each row of the symmetrised matting
-  affinity by its sum, which is ``(2r+1)²`` times the number of windows
-  covering the pixel. We divide the closed-form Laplacian by the constant
-  ``(2r+1)²``: identical on every pixel at least ``r`` pixels from the image
-  border, and it keeps the system symmetric (the row-normalised one is not,
-  which CG needs).
-- The highly-transparent test builds its histograms from the red, blue and
-  blue channels, as the toolbox does (its threshold 0.0099 was tuned so).
+  affinity by its sum, twice the number of 3×3 windows covering the pixel,
+  which makes an unknown pixel's row the closed-form Laplacian's divided by
+  that number. We divide by the constant ``(2r+1)²`` instead: the same on
+  every pixel at least ``r`` pixels from the image border, and the system
+  stays symmetric, which CG needs (the row-normalised one is not).
+- Kept as in the code rather than "fixed": the highly-transparent test builds
+  its histograms from the red, blue and blue channels (its threshold 0.0099
+  goes with that choice), and ``H_p`` uses the weighted colour sums of each
+  side without dividing by that side's share of the weights.
+- Solver: incomplete-Cholesky PCG to ``rtol = 1e-7`` instead of MATLAB's
+  unpreconditioned ``pcg`` (tolerance 1e-6, at most 2000 iterations).
 - Exact KD-tree neighbours (:func:`mattezoo.classical.knn_search`) instead of
   MATLAB's ``knnsearch``; ties may be broken differently.
 """
