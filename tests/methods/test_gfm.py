@@ -469,10 +469,23 @@ def test_losses_equal_the_official_formulas(seeded_model):
     assert float(ours["loss"]) == pytest.approx(float(expected), rel=1e-5, abs=1e-5)
 
 
-def test_recipe_refuses_unknown_loss_weights():
+def test_glance_cross_entropy_reads_the_sigmoids_unless_asked_for_logits(seeded_model):
+    batch = synthetic_batch()
+    with torch.no_grad():
+        out = seeded_model.forward_intermediates(batch["image"])
+    classes = torch.round(batch["trimap"][:, 0] * 2).long()
+    official = gfm_losses(out, batch)["global"]
+    on_logits = gfm_losses(out, batch, glance_ce="logits")["global"]
+    assert float(official) == pytest.approx(float(torch.nn.functional.cross_entropy(out.glance, classes)), rel=1e-6)
+    assert float(on_logits) == pytest.approx(float(torch.nn.functional.cross_entropy(out.glance_logits, classes)), rel=1e-6)
+
+
+def test_recipe_refuses_unknown_options():
     assert gfm_recipe().lr == 1e-5
     with pytest.raises(InvalidOptionError, match="unknown GFM loss weight"):
         gfm_recipe({"lapalcian": 1.0})
+    with pytest.raises(InvalidOptionError, match="valid: sigmoid, logits"):
+        gfm_recipe(glance_ce="softmax")
 
 
 def test_loss_decreases_over_a_few_steps():
@@ -490,3 +503,13 @@ def test_loss_decreases_over_a_few_steps():
         losses.append(float(parts["loss"].detach()))
     assert all(math.isfinite(v) for v in losses)
     assert losses[-1] < 0.8 * losses[0], losses
+
+
+@pytest.mark.parametrize("strategy", ["hybrid", "resize"])
+def test_images_smaller_than_one_pass_still_work(seeded_model, strategy):
+    # Sides under 32 px: every pass is raised to 32 px and the trimap shrinks back (the official code cannot run these).
+    image = torch.rand(1, 3, 20, 45, generator=torch.Generator().manual_seed(1))
+    result = seeded_model.infer_details(image, strategy=strategy)
+    assert result.alpha.shape == result.trimap.shape == (1, 1, 20, 45)
+    assert torch.isfinite(result.alpha).all() and 0 <= float(result.alpha.min()) <= float(result.alpha.max()) <= 1
+    assert set(result.trimap.unique().tolist()) <= {0.0, 0.5, 1.0}

@@ -77,9 +77,9 @@ def known_masks(classes: torch.Tensor, size: tuple[int, int], rule: str) -> tupl
     if size[0] >= levels.shape[-2] and size[1] >= levels.shape[-1]:
         resized = upsample_float64_like_scipy(levels, size) * 255.0
     else:
-        # Only images under 96 px get here (their 1/3-scale pass is raised to
-        # 32 px; the official code cannot run them): skimage would also blur,
-        # which skimage_resize does, to float64 rounding.
+        # Only images with a side under 32 px get here (their passes are
+        # raised to 32 px; the official code cannot run them): skimage would
+        # also blur, which skimage_resize does, to float64 rounding.
         resized = skimage_resize(levels, size) * 255.0
     if rule == "official":
         return resized == 0.0, resized == 255.0

@@ -16,6 +16,11 @@ Facts kept from the official code:
   the [0,1] loss here (its epsilon differs by the factor 255²: negligible).
 
 The learning rate is the official scripts' 1e-5 (Adam, fixed).
+
+``glance_ce="logits"`` (not the default) takes the cross-entropy of the raw
+glance logits instead, the usual form: with the official form a glance head
+whose sigmoids saturate gets no gradient back, which short runs at high
+learning rates fall into (every pixel predicted as one class).
 """
 
 from __future__ import annotations
@@ -30,15 +35,17 @@ from mattezoo.train.losses import alpha_loss, composition_loss, laplacian_loss, 
 
 GFM_LR = 1e-5
 GFM_WEIGHTS = {"global": 0.25, "local": 0.25, "fusion": 0.25, "composition": 0.25}
+GLANCE_CE = ("sigmoid", "logits")  # what the cross-entropy reads: the official sigmoid outputs, or the logits
 
 
-def gfm_losses(out, batch: Mapping[str, torch.Tensor], weights: Mapping[str, float] | None = None) -> dict[str, torch.Tensor]:
+def gfm_losses(out, batch: Mapping[str, torch.Tensor], weights: Mapping[str, float] | None = None,
+               glance_ce: str = "sigmoid") -> dict[str, torch.Tensor]:
     """GFM-TT's objective and its parts from a :class:`~.model.GFMOutput` (``"loss"`` is the weighted total)."""
     w = {**GFM_WEIGHTS, **{k: float(v) for k, v in (weights or {}).items()}}
     alpha, trimap = batch["alpha"], batch["trimap"]
     region = transition_weight(trimap)
     parts = {
-        "global": trimap_cross_entropy(out.glance, trimap),
+        "global": trimap_cross_entropy(out.glance if glance_ce == "sigmoid" else out.glance_logits, trimap),
         "local": alpha_loss(out.focus, alpha, region) + laplacian_loss(out.focus, alpha, region),
         "fusion": alpha_loss(out.fused, alpha) + laplacian_loss(out.fused, alpha),
         "composition": composition_loss(out.fused, batch["image"], batch["fg"], batch["bg"]),
@@ -46,15 +53,17 @@ def gfm_losses(out, batch: Mapping[str, torch.Tensor], weights: Mapping[str, flo
     return {"loss": sum(w[name] * value for name, value in parts.items()), **parts}
 
 
-def gfm_recipe(loss_weights: Mapping[str, float] | None = None) -> Recipe:
-    """The recipe; ``loss_weights`` overrides entries of :data:`GFM_WEIGHTS`."""
+def gfm_recipe(loss_weights: Mapping[str, float] | None = None, glance_ce: str = "sigmoid") -> Recipe:
+    """The recipe; ``loss_weights`` overrides entries of :data:`GFM_WEIGHTS`; ``glance_ce`` is one of :data:`GLANCE_CE`."""
     weights = dict(loss_weights or {})
     unknown = sorted(set(weights) - set(GFM_WEIGHTS))
     if unknown:
         raise InvalidOptionError(f"unknown GFM loss weight(s) {unknown}; valid: {sorted(GFM_WEIGHTS)}")
+    if glance_ce not in GLANCE_CE:
+        raise InvalidOptionError(f"unknown glance_ce {glance_ce!r}; valid: {', '.join(GLANCE_CE)}")
 
     def loss(model, batch):
-        return gfm_losses(model.forward_intermediates(batch["image"]), batch, weights)
+        return gfm_losses(model.forward_intermediates(batch["image"]), batch, weights, glance_ce)
 
     return Recipe(
         stages=(Stage("end-to-end", loss),),
