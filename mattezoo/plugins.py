@@ -35,6 +35,9 @@ BUILTIN_PLUGINS: dict[str, str] = {
     "p3m": "mattezoo_methods.p3m",
     "closed_form": "mattezoo_methods.closed_form",
     "knn": "mattezoo_methods.knn",
+    "gfm": "mattezoo_methods.gfm",
+    "information_flow": "mattezoo_methods.information_flow",
+    "learning_based": "mattezoo_methods.learning_based",
 }
 
 
