@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from mattezoo.errors import InvalidOptionError
-from mattezoo_methods.p3m.known import known_masks, resized_trimap_levels
+from mattezoo.hybrid import known_masks, resized_trimap_levels
 
 skimage_transform = pytest.importorskip("skimage.transform")
 

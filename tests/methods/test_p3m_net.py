@@ -277,17 +277,6 @@ def skimage_resize(x: torch.Tensor, size) -> torch.Tensor:
     return torch.from_numpy(np.array(out))
 
 
-@pytest.mark.parametrize("size,out", [((70, 45), (32, 32)), ((32, 64), (70, 45)), ((100, 37), (33, 97)), ((1, 5), (3, 9))])
-def test_resampling_is_skimage_resize(size, out):
-    from mattezoo_methods.p3m.resample import resize_like_skimage
-
-    skimage_transform = pytest.importorskip("skimage.transform")
-    image = torch.rand(*size, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(5))
-    expected = skimage_transform.resize(image.numpy(), out)  # H×W×3: blurs and zooms the two spatial axes
-    ours = resize_like_skimage(image.permute(2, 0, 1)[None], out)[0].permute(1, 2, 0)
-    torch.testing.assert_close(ours, torch.from_numpy(expected), rtol=0, atol=1e-12)
-
-
 def official_hybrid_fusion(half_logits: torch.Tensor, full_local: torch.Tensor, size, known_rule="official"):
     """The official HYBRID fusion in numpy/skimage, per image (JizhiziLi/P3M core/test.py, util.py).
 

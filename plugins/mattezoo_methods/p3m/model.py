@@ -21,11 +21,11 @@ from torch import nn
 
 from mattezoo.errors import InputError, InvalidOptionError
 from mattezoo.fusion import FusedInference
+from mattezoo.hybrid import check_known_rule
 
 from . import inference
 from .decoder import R34_LAYOUT, DecoderMixin, DecoderOutput, EncoderFeatures
 from .encoder import ResNet34MP
-from .known import check_known_rule
 from .pooling import MaxPoolWithIndices, check_pooling
 
 # The official test code normalises the [0,1] image with ImageNet statistics.
