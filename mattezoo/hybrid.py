@@ -28,11 +28,15 @@ matte only the pixels near a predicted transition.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import NamedTuple
+
 import torch
 
 from .errors import InputError, InvalidOptionError
 from .resample import resize_like_skimage, upsample_like_skimage_float64
 
+STRATEGIES = ("hybrid", "resize")
 KNOWN_RULES = ("official", "solid")
 DEFAULT_MAX_SIDE = 1600  # official MAX_SIZE_H / MAX_SIZE_W
 MULTIPLE = 32  # five stride-2 downsamplings in both networks
@@ -116,3 +120,54 @@ def fuse_known(background: torch.Tensor, foreground: torch.Tensor, local: torch.
     alpha = torch.where(known, foreground.to(local.dtype), local)
     trimap = torch.where(known, foreground.to(torch.float32), torch.full_like(local, 0.5, dtype=torch.float32))
     return alpha, trimap
+
+
+class StrategyResult(NamedTuple):
+    alpha: torch.Tensor  # [B,1,H,W] fused matte in [0,1]
+    trimap: torch.Tensor  # [B,1,H,W] the segmentation head's trimap: 0 / 0.5 / 1 (known pixels as the rule says)
+    local: torch.Tensor  # [B,1,H,W] the matting head's alpha, resized to the image
+
+
+# (image at a pass size, want the segmentation logits, want the matte) -> (logits or None, matte or None)
+PassFn = Callable[[torch.Tensor, bool, bool], tuple[torch.Tensor | None, torch.Tensor | None]]
+
+
+def run_strategy(image: torch.Tensor, strategy: str, run_pass: PassFn, *, segmentation_scale: float,
+                 matte_scale: float, resize_scale: float, classes_of: Callable[[torch.Tensor], torch.Tensor],
+                 fuse: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], max_side: int = DEFAULT_MAX_SIDE,
+                 known_rule: str = "official") -> StrategyResult:
+    """The official HYBRID or RESIZE test strategy of a two-headed matting network, for any image size.
+
+    * ``"hybrid"``: the trimap from a pass at ``segmentation_scale`` (only the
+      segmentation head asked for), the matte from a pass at ``matte_scale``
+      (only the matting head); the trimap is resized to the image and its known
+      pixels (``known_rule``) take 0 / 1, all others the resized matte.
+    * ``"resize"``: one pass at ``resize_scale``; its fused matte (``fuse``) is
+      resized to the image (the trimap returned is the one HYBRID would use).
+
+    ``classes_of`` turns the segmentation logits into argmax classes
+    (0 background, 1 transition, 2 foreground). The caller validates ``image``
+    and the options.
+    """
+    height, width = image.shape[-2:]
+
+    def at(scale: float) -> torch.Tensor:
+        return resize_like_skimage(image, working_size(height, width, scale, max_side))
+
+    if strategy == "hybrid":
+        logits, _ = run_pass(at(segmentation_scale), True, False)
+        _, matte = run_pass(at(matte_scale), False, True)
+        local = resize_like_skimage(matte.float(), (height, width))
+        alpha, trimap = fuse_known(*known_masks(classes_of(logits), (height, width), known_rule), local)
+    else:
+        logits, matte = run_pass(at(resize_scale), True, True)
+        alpha = resize_like_skimage(fuse(logits, matte).float(), (height, width))
+        local = resize_like_skimage(matte.float(), (height, width))
+        _, trimap = fuse_known(*known_masks(classes_of(logits), (height, width), known_rule), local)
+    return StrategyResult(alpha.clamp(0.0, 1.0), trimap, local)
+
+
+def check_strategy(strategy: str, who: str) -> str:
+    if strategy not in STRATEGIES:
+        raise InvalidOptionError(f"unknown {who} test strategy {strategy!r}; valid strategies: {', '.join(STRATEGIES)}")
+    return strategy

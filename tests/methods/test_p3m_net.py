@@ -21,7 +21,8 @@ import torch
 import mattezoo
 from mattezoo.errors import CheckpointError, InputError, InvalidOptionError
 from mattezoo_methods.p3m import ablation_test_set
-from mattezoo_methods.p3m.inference import fuse, working_size
+from mattezoo.hybrid import working_size
+from mattezoo_methods.p3m.inference import fuse
 from mattezoo_methods.p3m.model import P3MNet, build_p3m_net
 
 DATA = Path(__file__).parent / "data"
@@ -313,7 +314,7 @@ def test_hybrid_on_odd_sizes(model, monkeypatch, height, width, known_rule):
     result = model.infer_details(image, strategy="hybrid", known_rule=known_rule)
     assert recorder.sizes == [working_size(height, width, 0.5, 1600), working_size(height, width, 1.0, 1600)]
     # HYBRID needs only the segmentation map at ½ scale and only the local matte at full scale.
-    assert recorder.asked == [{"local": False}, {"global_logits": False}]
+    assert recorder.asked == [{"global_logits": True, "local": False}, {"global_logits": False, "local": True}]
     assert recorder.outputs[0].local is None and recorder.outputs[1].global_logits is None
     assert result.alpha.shape == result.trimap.shape == result.local.shape == (2, 1, height, width)
     half, full = recorder.outputs

@@ -31,20 +31,15 @@ from typing import NamedTuple
 
 import torch
 
-from mattezoo.errors import InvalidOptionError
-from mattezoo.hybrid import (  # noqa: F401 - DEFAULT_MAX_SIDE, MULTIPLE: this module's test-time constants
+from mattezoo import hybrid
+from mattezoo.hybrid import (  # noqa: F401 - DEFAULT_MAX_SIDE, MULTIPLE: used as this module's constants
     DEFAULT_MAX_SIDE,
     MULTIPLE,
     check_image,
     check_known_rule,
     check_max_side,
-    fuse_known,
-    known_masks,
-    working_size,
+    run_strategy,
 )
-from mattezoo.resample import resize_like_skimage
-
-STRATEGIES = ("hybrid", "resize")
 GLANCE_SCALE, FOCUS_SCALE = 1 / 3, 1 / 2  # HYBRID's two passes (official global_ratio / local_ratio)
 RESIZE_SCALE = 1 / 2
 
@@ -67,9 +62,7 @@ def collaborative_matting(glance_logits: torch.Tensor, focus: torch.Tensor) -> t
 
 
 def check_strategy(strategy) -> str:
-    if strategy not in STRATEGIES:
-        raise InvalidOptionError(f"unknown GFM test strategy {strategy!r}; valid strategies: {', '.join(STRATEGIES)}")
-    return strategy
+    return hybrid.check_strategy(strategy, "GFM")
 
 
 def infer(model, image: torch.Tensor, strategy: str = "hybrid", max_side: int = DEFAULT_MAX_SIDE,
@@ -79,21 +72,13 @@ def infer(model, image: torch.Tensor, strategy: str = "hybrid", max_side: int = 
     check_strategy(strategy)
     check_max_side(max_side)
     check_known_rule(known_rule)
-    height, width = image.shape[-2:]
-    image = image.to(model.input_dtype)
-    if strategy == "hybrid":
-        # Each pass computes only the decoder whose output HYBRID keeps from it.
-        glance = model.inference_maps(resize_like_skimage(image, working_size(height, width, GLANCE_SCALE, max_side)),
-                                      focus=False).glance_logits
-        focus = model.inference_maps(resize_like_skimage(image, working_size(height, width, FOCUS_SCALE, max_side)),
-                                     glance=False).focus
-        focus = resize_like_skimage(focus.float(), (height, width))
-        background, foreground = known_masks(glance_classes(glance), (height, width), known_rule)
-        alpha, trimap = fuse_known(background, foreground, focus)
-    else:
-        maps = model.inference_maps(resize_like_skimage(image, working_size(height, width, RESIZE_SCALE, max_side)))
-        alpha = resize_like_skimage(collaborative_matting(maps.glance_logits, maps.focus).float(), (height, width))
-        focus = resize_like_skimage(maps.focus.float(), (height, width))
-        background, foreground = known_masks(glance_classes(maps.glance_logits), (height, width), known_rule)
-        _, trimap = fuse_known(background, foreground, focus)
-    return InferenceResult(alpha.clamp(0.0, 1.0), trimap, focus)
+
+    def run_pass(x: torch.Tensor, segmentation: bool, matte: bool):
+        # Each pass computes only the decoder whose output the strategy keeps from it.
+        maps = model.inference_maps(x, glance=segmentation, focus=matte)
+        return maps.glance_logits, maps.focus
+
+    result = run_strategy(image.to(model.input_dtype), strategy, run_pass, segmentation_scale=GLANCE_SCALE,
+                          matte_scale=FOCUS_SCALE, resize_scale=RESIZE_SCALE, classes_of=glance_classes,
+                          fuse=collaborative_matting, max_side=max_side, known_rule=known_rule)
+    return InferenceResult(*result)

@@ -31,20 +31,15 @@ from typing import NamedTuple
 
 import torch
 
-from mattezoo.errors import InvalidOptionError
-from mattezoo.hybrid import (  # noqa: F401 - DEFAULT_MAX_SIDE, MULTIPLE: this module's test-time constants
+from mattezoo import hybrid
+from mattezoo.hybrid import (  # noqa: F401 - DEFAULT_MAX_SIDE, MULTIPLE: used as this module's constants
     DEFAULT_MAX_SIDE,
     MULTIPLE,
     check_image,
     check_known_rule,
     check_max_side,
-    fuse_known,
-    known_masks,
-    working_size,
+    run_strategy,
 )
-from mattezoo.resample import resize_like_skimage
-
-STRATEGIES = ("hybrid", "resize")
 
 
 class InferenceResult(NamedTuple):
@@ -64,15 +59,8 @@ def logits_to_trimap(global_logits: torch.Tensor) -> torch.Tensor:
     return global_logits.argmax(dim=1, keepdim=True).to(torch.float32) * 0.5
 
 
-def resize(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    """The official code's resampling (``skimage.transform.resize`` defaults)."""
-    return resize_like_skimage(x, size)
-
-
 def check_strategy(strategy: str) -> str:
-    if strategy not in STRATEGIES:
-        raise InvalidOptionError(f"unknown P3M-Net test strategy {strategy!r}; valid strategies: {', '.join(STRATEGIES)}")
-    return strategy
+    return hybrid.check_strategy(strategy, "P3M-Net")
 
 
 def infer(model, image: torch.Tensor, strategy: str = "hybrid", max_side: int = DEFAULT_MAX_SIDE,
@@ -82,21 +70,12 @@ def infer(model, image: torch.Tensor, strategy: str = "hybrid", max_side: int = 
     check_strategy(strategy)
     check_max_side(max_side)
     check_known_rule(known_rule)
-    height, width = image.shape[-2:]
-    dtype = model.input_dtype
-    image = image.to(dtype)
-    hybrid = strategy == "hybrid"
-    # HYBRID takes only the segmentation map from the ½-scale pass and only the
-    # local matte from the full-scale one; RESIZE takes both from the ½-scale pass.
-    half = model.inference_maps(resize(image, working_size(height, width, 0.5, max_side)), local=not hybrid)
-    classes = half.global_logits.argmax(dim=1, keepdim=True)
-    background, foreground = known_masks(classes, (height, width), known_rule)
-    if hybrid:
-        full = model.inference_maps(resize(image, working_size(height, width, 1.0, max_side)), global_logits=False)
-        local = resize(full.local.float(), (height, width))
-        alpha, trimap = fuse_known(background, foreground, local)
-    else:
-        alpha = resize(fuse(half.global_logits, half.local).float(), (height, width))
-        local = resize(half.local.float(), (height, width))
-        _, trimap = fuse_known(background, foreground, local)  # the trimap HYBRID would have used
-    return InferenceResult(alpha.clamp(0.0, 1.0), trimap, local)
+
+    def run_pass(x: torch.Tensor, segmentation: bool, matte: bool):
+        maps = model.inference_maps(x, global_logits=segmentation, local=matte)
+        return maps.global_logits, maps.local
+
+    result = run_strategy(image.to(model.input_dtype), strategy, run_pass, segmentation_scale=0.5, matte_scale=1.0,
+                          resize_scale=0.5, classes_of=lambda logits: logits.argmax(dim=1, keepdim=True), fuse=fuse,
+                          max_side=max_side, known_rule=known_rule)
+    return InferenceResult(*result)
