@@ -132,8 +132,9 @@ class StrategyResult(NamedTuple):
 PassFn = Callable[[torch.Tensor, bool, bool], tuple[torch.Tensor | None, torch.Tensor | None]]
 
 
-def run_strategy(image: torch.Tensor, strategy: str, run_pass: PassFn, *, segmentation_scale: float,
-                 matte_scale: float, resize_scale: float, classes_of: Callable[[torch.Tensor], torch.Tensor],
+def run_strategy(image: torch.Tensor, strategy: str, run_pass: PassFn, *, who: str, dtype: torch.dtype,
+                 segmentation_scale: float, matte_scale: float, resize_scale: float,
+                 classes_of: Callable[[torch.Tensor], torch.Tensor],
                  fuse: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], max_side: int = DEFAULT_MAX_SIDE,
                  known_rule: str = "official") -> StrategyResult:
     """The official HYBRID or RESIZE test strategy of a two-headed matting network, for any image size.
@@ -146,9 +147,15 @@ def run_strategy(image: torch.Tensor, strategy: str, run_pass: PassFn, *, segmen
       resized to the image (the trimap returned is the one HYBRID would use).
 
     ``classes_of`` turns the segmentation logits into argmax classes
-    (0 background, 1 transition, 2 foreground). The caller validates ``image``
-    and the options.
+    (0 background, 1 transition, 2 foreground). ``image`` and the options are
+    checked first (errors name the method, ``who``); the passes see the image
+    in ``dtype``, the model's.
     """
+    check_image(image, who)
+    check_strategy(strategy, who)
+    check_max_side(max_side)
+    check_known_rule(known_rule)
+    image = image.to(dtype)
     height, width = image.shape[-2:]
 
     def at(scale: float) -> torch.Tensor:

@@ -32,14 +32,9 @@ from typing import NamedTuple
 import torch
 
 from mattezoo import hybrid
-from mattezoo.hybrid import (  # noqa: F401 - DEFAULT_MAX_SIDE, MULTIPLE: used as this module's constants
-    DEFAULT_MAX_SIDE,
-    MULTIPLE,
-    check_image,
-    check_known_rule,
-    check_max_side,
-    run_strategy,
-)
+# The model module reads these through this one (``inference.MULTIPLE`` ...).
+from mattezoo.hybrid import DEFAULT_MAX_SIDE, MULTIPLE, check_known_rule, check_max_side, run_strategy  # noqa: F401
+
 GLANCE_SCALE, FOCUS_SCALE = 1 / 3, 1 / 2  # HYBRID's two passes (official global_ratio / local_ratio)
 RESIZE_SCALE = 1 / 2
 
@@ -68,17 +63,13 @@ def check_strategy(strategy) -> str:
 def infer(model, image: torch.Tensor, strategy: str = "hybrid", max_side: int = DEFAULT_MAX_SIDE,
           known_rule: str = "official") -> InferenceResult:
     """Run ``model`` (a GFM) on ``image`` ``[B,3,H,W]`` in [0,1], any size, with a test strategy."""
-    check_image(image, "GFM")
-    check_strategy(strategy)
-    check_max_side(max_side)
-    check_known_rule(known_rule)
 
     def run_pass(x: torch.Tensor, segmentation: bool, matte: bool):
         # Each pass computes only the decoder whose output the strategy keeps from it.
         maps = model.inference_maps(x, glance=segmentation, focus=matte)
         return maps.glance_logits, maps.focus
 
-    result = run_strategy(image.to(model.input_dtype), strategy, run_pass, segmentation_scale=GLANCE_SCALE,
+    result = run_strategy(image, strategy, run_pass, who="GFM", dtype=model.input_dtype, segmentation_scale=GLANCE_SCALE,
                           matte_scale=FOCUS_SCALE, resize_scale=RESIZE_SCALE, classes_of=glance_classes,
                           fuse=collaborative_matting, max_side=max_side, known_rule=known_rule)
     return InferenceResult(*result)

@@ -32,14 +32,9 @@ from typing import NamedTuple
 import torch
 
 from mattezoo import hybrid
-from mattezoo.hybrid import (  # noqa: F401 - DEFAULT_MAX_SIDE, MULTIPLE: used as this module's constants
-    DEFAULT_MAX_SIDE,
-    MULTIPLE,
-    check_image,
-    check_known_rule,
-    check_max_side,
-    run_strategy,
-)
+# The model module reads these through this one (``inference.MULTIPLE`` ...).
+from mattezoo.hybrid import DEFAULT_MAX_SIDE, MULTIPLE, check_known_rule, check_max_side, run_strategy  # noqa: F401
+
 
 
 class InferenceResult(NamedTuple):
@@ -66,16 +61,12 @@ def check_strategy(strategy: str) -> str:
 def infer(model, image: torch.Tensor, strategy: str = "hybrid", max_side: int = DEFAULT_MAX_SIDE,
           known_rule: str = "official") -> InferenceResult:
     """Run ``model`` (a P3M-Net) on ``image`` ``[B,3,H,W]`` in [0,1] with a test strategy."""
-    check_image(image, "P3M-Net")
-    check_strategy(strategy)
-    check_max_side(max_side)
-    check_known_rule(known_rule)
 
     def run_pass(x: torch.Tensor, segmentation: bool, matte: bool):
         maps = model.inference_maps(x, global_logits=segmentation, local=matte)
         return maps.global_logits, maps.local
 
-    result = run_strategy(image.to(model.input_dtype), strategy, run_pass, segmentation_scale=0.5, matte_scale=1.0,
-                          resize_scale=0.5, classes_of=lambda logits: logits.argmax(dim=1, keepdim=True), fuse=fuse,
-                          max_side=max_side, known_rule=known_rule)
+    result = run_strategy(image, strategy, run_pass, who="P3M-Net", dtype=model.input_dtype, segmentation_scale=0.5,
+                          matte_scale=1.0, resize_scale=0.5, classes_of=lambda logits: logits.argmax(dim=1, keepdim=True),
+                          fuse=fuse, max_side=max_side, known_rule=known_rule)
     return InferenceResult(*result)
