@@ -88,7 +88,7 @@ class P3MMattingModel(nn.Module):
         """Store the test-time options (called at the end of a subclass's ``__init__``)."""
         self.strategy = inference.check_strategy(strategy)
         self.max_side = inference.check_max_side(max_side)
-        self.known_rule = "official"  # HYBRID's known pixels, see known.py
+        self.known_rule = "official"  # HYBRID's known pixels, see mattezoo.hybrid
         self.pool_backend = "mattezoo"
         # Inference passes run a fused copy (mattezoo.fusion) unless this is False.
         self.fused_inference = True
