@@ -1,9 +1,9 @@
 """Classical matting and foreground estimation side by side with pymatting.
 
-    python benchmarks/speed_classical.py [--height 600 --width 800 --repeats 3 --only closed_form knn foreground]
+    python benchmarks/speed_classical.py [--height 600 --width 800 --repeats 3 --only closed_form knn learning_based foreground]
 
 On one photo-over-photo composite with an exact matte (tests/classical/composites.py)
-it prints, for closed-form, KNN and multi-level foreground estimation, the
+it prints, for closed-form, KNN, learning-based matting and multi-level foreground estimation, the
 error of mattezoo and of pymatting against the ground truth, their wall times
 and the time ratio. pymatting is timed warm: every function runs once before
 timing, so its numba JIT compilation is excluded. The two run back to back in
@@ -29,6 +29,7 @@ from mattezoo.classical import SolveInfo, cf_laplacian_system, estimate_foregrou
 from mattezoo.extension import status  # noqa: E402
 from mattezoo_methods.closed_form import estimate_alpha_closed_form  # noqa: E402
 from mattezoo_methods.knn import estimate_alpha_knn  # noqa: E402
+from mattezoo_methods.learning_based import estimate_alpha_learning_based  # noqa: E402
 
 
 def foreground_error(fg, c) -> float:
@@ -76,7 +77,7 @@ def main(argv=None) -> int:
     parser.add_argument("--width", type=int, default=800)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--only", nargs="+", choices=("closed_form", "knn", "foreground"), help="run only these cases")
+    parser.add_argument("--only", nargs="+", choices=("closed_form", "knn", "learning_based", "foreground"), help="run only these cases")
     parser.add_argument("--preconditioners", action="store_true", help="also compare the CG preconditioners")
     parser.add_argument("--json", help="write the records to this file")
     args = parser.parse_args(argv)
@@ -89,9 +90,11 @@ def main(argv=None) -> int:
     cases = [
         ("closed_form", lambda: estimate_alpha_closed_form(c.image, c.trimap), lambda: pymatting.estimate_alpha_cf(c.image, tri), "SAD"),
         ("knn", lambda: estimate_alpha_knn(c.image, c.trimap), lambda: pymatting.estimate_alpha_knn(c.image, tri), "SAD"),
+        ("learning_based", lambda: estimate_alpha_learning_based(c.image, c.trimap),
+         lambda: pymatting.estimate_alpha_lbdm(c.image, tri), "SAD"),
         ("foreground", lambda: estimate_foreground(c.image, c.alpha), lambda: pymatting.estimate_foreground_ml(c.image, c.alpha), "F error"),
     ]
-    print(f"{'method':<12} {'metric':<8} {'mattezoo':>10} {'pymatting':>10} {'t mattezoo':>11} {'t pymatting':>12} "
+    print(f"{'method':<15} {'metric':<8} {'mattezoo':>10} {'pymatting':>10} {'t mattezoo':>11} {'t pymatting':>12} "
           f"{'speed-up':>9} {'median':>7}")
     for name, ours, theirs, metric in cases:
         if args.only and name not in args.only:
@@ -103,7 +106,7 @@ def main(argv=None) -> int:
                   "t_mattezoo": min(t_ours), "t_pymatting": min(t_theirs), "speedup": min(t_theirs) / min(t_ours),
                   "median_pair_speedup": float(np.median(pair_ratios))}
         records.append(record)
-        print(f"{name:<12} {metric:<8} {record['mattezoo']:>10.4f} {record['pymatting']:>10.4f} "
+        print(f"{name:<15} {metric:<8} {record['mattezoo']:>10.4f} {record['pymatting']:>10.4f} "
               f"{record['t_mattezoo']:>10.3f}s {record['t_pymatting']:>11.3f}s {record['speedup']:>8.2f}x "
               f"{record['median_pair_speedup']:>6.2f}x")
     if args.preconditioners:
