@@ -33,6 +33,8 @@ from mattezoo_methods.gfm.inference import collaborative_matting
 from mattezoo_methods.gfm.model import GFM, build_gfm
 from mattezoo_methods.gfm.recipe import GFM_WEIGHTS, gfm_losses, gfm_recipe
 
+from strategy_checks import PassRecorder, skimage_reference
+
 DATA = Path(__file__).parent / "data"
 GRID = (slice(1, None, 4), slice(1, None, 4))  # the pixels the output fixture holds
 
@@ -227,13 +229,6 @@ def test_torchvision_imagenet_file_loads_into_the_encoder(tmp_path):
 # --- resampling and test strategies ----------------------------------------------------
 
 
-def skimage_reference(x: torch.Tensor, size) -> torch.Tensor:
-    """The official code's resampling, by skimage itself (float64, one image and channel at a time)."""
-    transform = pytest.importorskip("skimage.transform")
-    planes = x.detach().double().numpy()
-    return torch.from_numpy(np.array([[transform.resize(p, size) for p in image] for image in planes]))
-
-
 @pytest.mark.parametrize(
     "height,width,scale,max_side,expected",
     [
@@ -246,21 +241,6 @@ def skimage_reference(x: torch.Tensor, size) -> torch.Tensor:
 )
 def test_working_size_is_the_official_rule(height, width, scale, max_side, expected):
     assert working_size(height, width, scale, max_side) == expected
-
-
-class PassRecorder:
-    """Wraps ``inference_maps`` to record the size, input, heads asked for and outputs of every pass."""
-
-    def __init__(self, net):
-        self.sizes, self.inputs, self.asked, self.outputs = [], [], [], []
-        self.original = net.inference_maps
-
-    def __call__(self, image, **asked):
-        self.sizes.append(tuple(image.shape[-2:]))
-        self.inputs.append(image)
-        self.asked.append(asked)
-        self.outputs.append(self.original(image, **asked))
-        return self.outputs[-1]
 
 
 def official_hybrid(glance_logits: torch.Tensor, focus: torch.Tensor, size, known_rule: str):

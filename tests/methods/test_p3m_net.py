@@ -20,10 +20,12 @@ import torch
 
 import mattezoo
 from mattezoo.errors import CheckpointError, InputError, InvalidOptionError
-from mattezoo_methods.p3m import ablation_test_set
 from mattezoo.hybrid import working_size
+from mattezoo_methods.p3m import ablation_test_set
 from mattezoo_methods.p3m.inference import fuse
 from mattezoo_methods.p3m.model import P3MNet, build_p3m_net
+
+from strategy_checks import PassRecorder, skimage_reference
 
 DATA = Path(__file__).parent / "data"
 MODULE_PREFIXES = {"tfi": ("tfi_",), "sbfi": ("sbfi_",), "dbfi": ("dbfi_",)}
@@ -254,30 +256,6 @@ def test_working_size_is_the_official_rule(height, width, scale, max_side, expec
     assert working_size(height, width, scale, max_side) == expected
 
 
-class PassRecorder:
-    """Wraps ``inference_maps`` to record the input size, input, outputs asked for and outputs of every pass."""
-
-    def __init__(self, net):
-        self.net, self.sizes, self.inputs, self.asked, self.outputs = net, [], [], [], []
-        self.original = net.inference_maps
-
-    def __call__(self, image, **asked):
-        self.sizes.append(tuple(image.shape[-2:]))
-        self.inputs.append(image)
-        self.asked.append(asked)
-        out = self.original(image, **asked)
-        self.outputs.append(out)
-        return out
-
-
-def skimage_resize(x: torch.Tensor, size) -> torch.Tensor:
-    """The official code's resampling, by skimage itself (float64, one image and channel at a time)."""
-    skimage_transform = pytest.importorskip("skimage.transform")
-    planes = x.detach().double().numpy()
-    out = [[skimage_transform.resize(plane, size) for plane in image] for image in planes]
-    return torch.from_numpy(np.array(out))
-
-
 def official_hybrid_fusion(half_logits: torch.Tensor, full_local: torch.Tensor, size, known_rule="official"):
     """The official HYBRID fusion in numpy/skimage, per image (JizhiziLi/P3M core/test.py, util.py).
 
@@ -319,7 +297,7 @@ def test_hybrid_on_odd_sizes(model, monkeypatch, height, width, known_rule):
     assert result.alpha.shape == result.trimap.shape == result.local.shape == (2, 1, height, width)
     half, full = recorder.outputs
     for given, size in zip(recorder.inputs, recorder.sizes):
-        torch.testing.assert_close(given, skimage_resize(image, size).float(), rtol=0, atol=1e-6)
+        torch.testing.assert_close(given, skimage_reference(image, size).float(), rtol=0, atol=1e-6)
     expected, trimap = official_hybrid_fusion(half.global_logits, full.local, (height, width), known_rule)
     assert torch.equal(result.trimap, trimap.float())  # the same pixels are known, exactly
     torch.testing.assert_close(result.alpha, expected.float(), rtol=0, atol=1e-5)
@@ -333,10 +311,10 @@ def test_resize_on_odd_sizes(model, monkeypatch, height, width):
     image = torch.rand(1, 3, height, width)
     alpha = model.infer_details(image, strategy="resize").alpha
     assert recorder.sizes == [working_size(height, width, 0.5, 1600)]
-    torch.testing.assert_close(recorder.inputs[0], skimage_resize(image, recorder.sizes[0]).float(), rtol=0, atol=1e-6)
+    torch.testing.assert_close(recorder.inputs[0], skimage_reference(image, recorder.sizes[0]).float(), rtol=0, atol=1e-6)
     half = recorder.outputs[0]
     fused = fuse(half.global_logits, half.local)
-    torch.testing.assert_close(alpha, skimage_resize(fused, (height, width)).float(), rtol=0, atol=1e-5)
+    torch.testing.assert_close(alpha, skimage_reference(fused, (height, width)).float(), rtol=0, atol=1e-5)
 
 
 def test_max_side_caps_every_pass(model, monkeypatch):
