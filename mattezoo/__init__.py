@@ -6,6 +6,7 @@ Public API::
     mattezoo.get_method(name) -> MethodSpec
     mattezoo.create_method(name, **options) -> matting object
     mattezoo.predict(method, image, trimap=None) -> H×W float32 alpha
+    mattezoo.predict_trimap(method, image) -> H×W uint8 trimap (methods that make one)
 
 Plugins implement the hooks in :mod:`mattezoo.hookspecs` with
 :data:`mattezoo.hookimpl` and register :class:`MethodSpec` objects.
@@ -21,7 +22,7 @@ from .errors import (
 )
 from .factory import create_method
 from .hookspecs import hookimpl
-from .inference import predict, run_method
+from .inference import predict, predict_trimap, run_method
 from .registry import get_method, list_methods
 from .spec import FAMILIES, PROTOCOLS, MethodSpec, PaperResult, WeightsCfg
 
@@ -44,5 +45,6 @@ __all__ = [
     "hookimpl",
     "list_methods",
     "predict",
+    "predict_trimap",
     "run_method",
 ]

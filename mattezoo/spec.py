@@ -80,6 +80,10 @@ class MethodSpec:
     :param recipe: ``"module:callable"`` returning the method's training
         :class:`mattezoo.train.Recipe` (learned methods); a plugin's
         ``mattezoo_training_recipe`` hook takes precedence.
+    :param provides_trimap: the object also has ``infer_trimap(image)``,
+        mapping ``[B,3,H,W]`` in [0,1] to its own ``[B,1,H,W]`` trimap
+        (0 / 0.5 / 1) at the image's size, so a trimap-based method can run
+        on it (:func:`mattezoo.predict_trimap`, ``predict --trimap-from``).
     :param plugin: filled in by the registry: the plugin that registered it.
     """
 
@@ -93,6 +97,7 @@ class MethodSpec:
     input_multiple: int = 1
     requires: tuple[str, ...] = ()
     recipe: str | None = None
+    provides_trimap: bool = False
     plugin: str = ""
 
     def __post_init__(self):
@@ -104,6 +109,8 @@ class MethodSpec:
             raise ValueError(f"method {self.name!r}: factory must be 'module:callable', got {self.factory!r}")
         if self.recipe is not None and (not isinstance(self.recipe, str) or not _FACTORY_RE.match(self.recipe)):
             raise ValueError(f"method {self.name!r}: recipe must be 'module:callable' or None, got {self.recipe!r}")
+        if not isinstance(self.provides_trimap, bool):
+            raise ValueError(f"method {self.name!r}: provides_trimap must be True or False, got {self.provides_trimap!r}")
         if not isinstance(self.input_multiple, int) or self.input_multiple < 1:
             raise ValueError(f"method {self.name!r}: input_multiple must be a positive int, got {self.input_multiple!r}")
         for tag in self.weights:

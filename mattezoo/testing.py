@@ -23,7 +23,7 @@ import torch
 
 from .errors import InputError
 from .factory import create_method
-from .inference import image_to_tensor, predict, run_method, trimap_to_tensor
+from .inference import image_to_tensor, predict, predict_trimap, run_method, trimap_to_tensor
 from .plugins import get_plugin_manager
 from .registry import get_method, get_registry
 from .spec import FAMILIES, MethodSpec
@@ -125,6 +125,9 @@ def run_conformance(name: str, *, size: int = 64, options: dict | None = None, b
                 f"{name}: alpha does not honour the trimap's known regions (max error fg {fg_err:.3g}, bg {bg_err:.3g})"
             )
     report.checks += ["predict", "odd-size", "deterministic"] + (["known-regions"] if spec.needs_trimap else [])
+    if spec.provides_trimap:
+        _check_trimap_maker(method, spec, size)
+        report.checks.append("makes-trimap")
 
     _check_trimap_contract(method, spec)
     report.checks.append("trimap-contract")
@@ -135,6 +138,19 @@ def run_conformance(name: str, *, size: int = 64, options: dict | None = None, b
         report.checks.append("backward")
     report.seconds = time.perf_counter() - start
     return report
+
+
+def _check_trimap_maker(method, spec: MethodSpec, size: int) -> None:
+    """A method with ``provides_trimap`` makes a 0/128/255 trimap of the image's size, the same each time."""
+    assert hasattr(method, "infer_trimap"), f"{spec.name}: provides_trimap is set but the object has no infer_trimap()"
+    for height, width in ((size, size), (size + 5, size + 3)):
+        image, _, _ = sample_inputs(height, width)
+        trimap = predict_trimap(method, image)
+        assert trimap.shape == (height, width) and trimap.dtype == np.uint8, (
+            f"{spec.name}: predict_trimap returned {trimap.dtype} {trimap.shape} for a {height}×{width} image"
+        )
+        assert set(np.unique(trimap)) <= {0, 128, 255}, f"{spec.name}: trimap values {sorted(set(np.unique(trimap)))}"
+        assert np.array_equal(trimap, predict_trimap(method, image)), f"{spec.name}: two trimaps of the same image differ"
 
 
 def _check_trimap_contract(method, spec: MethodSpec) -> None:

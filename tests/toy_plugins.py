@@ -27,8 +27,22 @@ class TrimapUnknownToLuma(nn.Module):
     """Trimap-based: known regions from the trimap, unknown pixels get the image luma."""
 
     def forward(self, image, trimap):
-        luma = (0.299 * image[:, 0:1] + 0.587 * image[:, 1:2] + 0.114 * image[:, 2:3]).clamp(0, 1)
-        return torch.where(trimap == 0.5, luma, trimap)
+        return torch.where(trimap == 0.5, _luma(image), trimap)
+
+
+class LumaSegmenter(nn.Module):
+    """Trimap-free and makes trimaps: alpha is the luma; the trimap thresholds it (dark bg, bright fg)."""
+
+    def forward(self, image):
+        return _luma(image)
+
+    def infer_trimap(self, image):
+        luma = _luma(image)
+        return torch.where(luma < 0.3, 0.0, torch.where(luma > 0.7, 1.0, 0.5))
+
+
+def _luma(image):
+    return (0.299 * image[:, 0:1] + 0.587 * image[:, 1:2] + 0.114 * image[:, 2:3]).clamp(0, 1)
 
 
 class BlueScreenFill:
@@ -69,6 +83,15 @@ LUMA = MethodSpec(
     factory="toy_plugins:build_luma",
     summary="fills the unknown region with luma",
     citation="mattezoo test suite",
+)
+
+SEGMENTER = MethodSpec(
+    name="luma_segmenter",
+    family="trimap-free",
+    factory="toy_plugins:LumaSegmenter",
+    summary="luma as alpha; thresholded luma as trimap",
+    citation="mattezoo test suite",
+    provides_trimap=True,
 )
 
 

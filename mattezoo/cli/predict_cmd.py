@@ -11,7 +11,7 @@ from tqdm import tqdm
 from ..errors import InputError, InvalidOptionError, MattezooError
 from ..factory import create_method, method_options
 from ..images import list_images, read_image, write_png
-from ..inference import predict, spec_of
+from ..inference import predict, predict_trimap, spec_of, trimap_providers
 from ..registry import get_registry, split_name_tag
 
 
@@ -20,6 +20,12 @@ def add_parser(sub):
     p.add_argument("input", help="an image file or a folder of images")
     p.add_argument("--method", required=True, help="a registered method name, optionally name.tag for weights")
     p.add_argument("--trimap", help="trimap file (for one image) or folder of trimaps paired by file stem")
+    p.add_argument("--trimap-from", metavar="METHOD",
+                   help="make each trimap with a trimap-free method that has one (e.g. p3m_net.p3m10k), "
+                        "instead of --trimap; for trimap-based and classical methods")
+    p.add_argument("--trimap-checkpoint", metavar="PATH", help="local weights file for the --trimap-from method")
+    p.add_argument("--save-trimap", action="store_true",
+                   help="also write NAME_trimap.png: the trimap used (--trimap-from) or made (trimap-free methods that make one)")
     p.add_argument("--checkpoint", help="local weights file for a learned method")
     p.add_argument("--device", help="cpu, cuda or cuda:N (default: cpu)")
     p.add_argument("--strategy", metavar="NAME",
@@ -86,6 +92,26 @@ def cutout_rgba(image, alpha):
     return (np.clip(rgba, 0, 1) * 255.0).round().astype(np.uint8)
 
 
+def trimap_method(args):
+    """The method named by ``--trimap-from`` (on ``--device``), or ``None``; clear errors for misuse."""
+    if args.trimap_from is None:
+        if args.trimap_checkpoint:
+            raise InvalidOptionError("--trimap-checkpoint needs --trimap-from METHOD")
+        return None
+    if args.trimap is not None:
+        raise InvalidOptionError("--trimap and --trimap-from both given; pass one")
+    spec = get_registry().get(split_name_tag(args.trimap_from)[0])
+    if not spec.provides_trimap:
+        providers = ", ".join(trimap_providers()) or "none is registered"
+        raise InvalidOptionError(f"--trimap-from {args.trimap_from!r}: {spec.name!r} does not make trimaps; methods that do: {providers}")
+    options = {}
+    if args.trimap_checkpoint:
+        options["pretrained"] = args.trimap_checkpoint
+    if args.device:
+        options["device"] = args.device
+    return create_method(args.trimap_from, **options)
+
+
 def _pairs(args) -> list[tuple[Path, Path | None]]:
     source = Path(args.input)
     if source.is_dir():
@@ -119,8 +145,15 @@ def run(args) -> int:
         options["device"] = args.device
     method = create_method(args.method, **options)
     spec = spec_of(method)
-    if spec.needs_trimap and args.trimap is None:
-        raise InputError(f"{spec.name!r} is a {spec.family} method: pass --trimap FILE_OR_FOLDER")
+    if not spec.needs_trimap and (args.trimap is not None or args.trimap_from is not None):
+        raise InputError(f"{spec.name!r} is trimap-free and takes no trimap; drop --trimap/--trimap-from")
+    maker = trimap_method(args)
+    if spec.needs_trimap and args.trimap is None and maker is None:
+        providers = ", ".join(trimap_providers()) or "none is registered"
+        raise InputError(f"{spec.name!r} is a {spec.family} method: pass --trimap FILE_OR_FOLDER, "
+                         f"or --trimap-from METHOD to make trimaps with one of: {providers}")
+    if args.save_trimap and maker is None and not spec.provides_trimap:
+        raise InvalidOptionError(f"--save-trimap: {spec.name!r} makes no trimap and no --trimap-from was given")
     pairs = _pairs(args)
     out = Path(args.out)
     inputs = {p.resolve() for pair in pairs for p in pair if p is not None}
@@ -135,8 +168,12 @@ def run(args) -> int:
             continue
         try:
             image = read_image(image_path)
-            alpha = predict(method, image, trimap_path)
+            trimap = predict_trimap(maker, image) if maker is not None else trimap_path
+            alpha = predict(method, image, trimap)
             write_png(target, alpha)
+            if args.save_trimap:
+                made = trimap if maker is not None else predict_trimap(method, image)
+                write_png(out / f"{image_path.stem}_trimap.png", made)
             if args.cutout:
                 write_png(out / f"{image_path.stem}_cutout.png", cutout_rgba(image, alpha))
             written += 1

@@ -69,6 +69,7 @@ def mattezoo_register_methods():
             paper_results=GFM_RESULTS,
             weights={"am2k": AM2K_WEIGHTS},
             input_multiple=32,
+            provides_trimap=True,
             recipe="mattezoo_methods.gfm.recipe:gfm_recipe",
         ),
     ]

@@ -214,6 +214,10 @@ class GFM(nn.Module):
         return inference.infer(self, image, strategy or self.strategy, self.max_side if max_side is None else max_side,
                                known_rule or self.known_rule)
 
+    def infer_trimap(self, image: torch.Tensor) -> torch.Tensor:
+        """The glance decoder's trimap ``[B,1,H,W]`` (0 / 0.5 / 1) of ``image``, by the configured strategy."""
+        return self.infer_details(image).trimap
+
     def infer(self, image: torch.Tensor, trimap: torch.Tensor | None = None) -> torch.Tensor:
         """The alpha ``[B,1,H,W]`` of ``image`` ``[B,3,H,W]`` in [0,1], any size, by the configured strategy."""
         if trimap is not None:

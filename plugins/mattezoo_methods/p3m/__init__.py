@@ -114,6 +114,7 @@ def mattezoo_register_methods():
             paper_results=P3M_NET_RESULTS,
             weights={"p3m10k": P3M10K_WEIGHTS},
             input_multiple=32,
+            provides_trimap=True,
             recipe="mattezoo_methods.p3m.recipe:p3m_recipe",
         ),
         MethodSpec(
@@ -124,6 +125,7 @@ def mattezoo_register_methods():
             citation=BASIC_CITATION,
             paper_results=BASIC_RESULTS,
             input_multiple=32,
+            provides_trimap=True,
             recipe="mattezoo_methods.p3m.recipe:p3m_recipe",
         ),
     ]
