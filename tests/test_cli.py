@@ -31,7 +31,9 @@ def test_list_table_and_json(toys, capsys):
 def test_info_shows_options(toys, capsys):
     assert main(["info", "tiny_net"]) == 0
     out = capsys.readouterr().out
-    assert "family: trimap-free" in out and "width=4" in out
+    assert "family: trimap-free" in out and "width=4" in out and "makes_trimap: False" in out
+    assert main(["info", "p3m_net", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["makes_trimap"] is True
 
 
 def test_unknown_method_is_a_clean_error(toys, capsys):

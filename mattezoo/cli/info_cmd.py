@@ -22,6 +22,7 @@ def run(args) -> int:
         "name": spec.name,
         "family": spec.family,
         "needs_trimap": spec.needs_trimap,
+        "makes_trimap": spec.provides_trimap,
         "plugin": spec.plugin,
         "factory": spec.factory,
         "summary": spec.summary,
@@ -35,7 +36,7 @@ def run(args) -> int:
     if args.json:
         print(json.dumps(record, indent=2))
         return 0
-    for key in ("name", "family", "needs_trimap", "plugin", "factory", "summary", "citation"):
+    for key in ("name", "family", "needs_trimap", "makes_trimap", "plugin", "factory", "summary", "citation"):
         print(f"{key:>13}: {record[key]}")
     print(f"{'options':>13}: " + (", ".join(f"{k}={v}" for k, v in record["options"].items()) or "none"))
     print(f"{'weights':>13}: " + (", ".join(f"{t} ({f})" for t, f in record["weights"].items()) or "none"))
