@@ -7,6 +7,8 @@
 - :mod:`.solver`: preconditioned conjugate gradients (incomplete Cholesky,
   AMG or Jacobi preconditioners).
 - :mod:`.foreground`: multi-level foreground estimation for clean cutouts.
+- :mod:`.sampling`: the steps of the sampling-based methods (shared and
+  global sampling), compiled, with NumPy fallbacks.
 
 The methods themselves are plugins (``mattezoo_methods.closed_form``,
 ``mattezoo_methods.knn``).
@@ -15,6 +17,16 @@ The methods themselves are plugins (``mattezoo_methods.closed_form``,
 from .foreground import estimate_foreground
 from .knn_search import knn_search
 from .laplacian import LinearSystem, cf_laplacian, cf_laplacian_system, knn_laplacian_system
+from .sampling import (
+    boundary_samples,
+    expand_known_regions,
+    gather_ray_samples,
+    global_pair_search,
+    nearest_sample_distance,
+    refine_sample_pairs,
+    select_sample_pairs,
+    smooth_locally,
+)
 from .solver import PRECONDITIONERS, ConvergenceError, SolveInfo, make_preconditioner, solve_cg
 from .trimap import TrimapRegions, as_float_image, split_trimap
 
@@ -25,12 +37,20 @@ __all__ = [
     "SolveInfo",
     "TrimapRegions",
     "as_float_image",
+    "boundary_samples",
     "cf_laplacian",
     "cf_laplacian_system",
     "estimate_foreground",
+    "expand_known_regions",
+    "gather_ray_samples",
+    "global_pair_search",
     "knn_laplacian_system",
     "knn_search",
     "make_preconditioner",
+    "nearest_sample_distance",
+    "refine_sample_pairs",
+    "select_sample_pairs",
+    "smooth_locally",
     "solve_cg",
     "split_trimap",
 ]
