@@ -27,7 +27,7 @@ from mattezoo import hybrid
 from mattezoo.errors import InputError, InvalidOptionError
 
 MULTIPLE = 32  # five 2×2 poolings
-DEFAULT_MAX_SIDE = 3200  # a 3200×3200 pass holds about 10 GB of float32 activations
+DEFAULT_MAX_SIDE = 3200  # a full-resolution pass needs about 1.8 GB per megapixel: ~18 GB at 3200×3200
 TRIMAP_LEVELS = (0.0, 0.5, 1.0)
 
 
