@@ -247,7 +247,10 @@ def boundary_samples(image, labels) -> tuple[np.ndarray, np.ndarray]:
 
     Returns the raster indices of the foreground and the background samples,
     each sorted by intensity ``R + G + B`` (ties by raster index), the order
-    in which the pair search treats them as a 2-D space.
+    in which the pair search treats them as a 2-D space. A region that does
+    not touch the unknown pixels at all (e.g. foreground enclosed by
+    background) offers all its pixels instead, so that the search still has
+    samples of it.
     """
     image = as_float_image(image)
     labels = _labels(labels, image.shape[:2])
@@ -256,6 +259,8 @@ def boundary_samples(image, labels) -> tuple[np.ndarray, np.ndarray]:
     sets = []
     for label in (FOREGROUND, BACKGROUND):
         samples = np.flatnonzero(((labels == label) & near_unknown).ravel())
+        if samples.size == 0:
+            samples = np.flatnonzero((labels == label).ravel())
         sets.append(samples[np.argsort(intensity[samples], kind="stable")].astype(np.int64))
     return sets[0], sets[1]
 

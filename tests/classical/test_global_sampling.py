@@ -79,3 +79,14 @@ def test_registered_method_runs_through_predict():
     assert isinstance(method, GlobalSampling) and method.seed == 3 and not method.smooth
     with pytest.raises(mattezoo.InvalidOptionError, match="no option 'k_g'"):
         mattezoo.create_method("global_sampling", k_g=4)
+
+
+def test_foreground_away_from_the_unknown_region():
+    """Foreground that does not touch the unknown band still supplies samples (all its pixels)."""
+    c = make_composite(24, 30, seed=2)
+    trimap = np.zeros((24, 30), np.uint8)
+    trimap[2:6, 2:6] = 255
+    trimap[10:20, 12:24] = 128
+    alpha = estimate_alpha_global_sampling(c.image, trimap, smooth=False)
+    assert np.isfinite(alpha).all() and (alpha[trimap == 255] == 1).all() and (alpha[trimap == 0] == 0).all()
+    assert alpha[trimap == 128].max() > 0  # some unknown pixels look like the foreground square

@@ -300,6 +300,11 @@ def test_boundary_samples_and_distances():
         assert set(samples.tolist()) == expected and len(samples) == len(expected)
         intensity = image.sum(axis=2).ravel()[samples]
         assert (np.diff(intensity) >= 0).all()
+    # Foreground that does not touch the unknown region offers all its pixels.
+    enclosed = labels.copy()
+    enclosed[:, width // 2 + 3 : width // 2 + 5] = BACKGROUND
+    fg_far, _ = boundary_samples(image, enclosed)
+    assert set(fg_far.tolist()) == set(np.flatnonzero(enclosed.ravel() == FOREGROUND).tolist())
     pixels = unknown_pixels(labels)
     dist = nearest_sample_distance(labels.shape, fg, pixels)
     slow = [min(math.dist(divmod(int(p), width), divmod(int(s), width)) for s in fg) for p in pixels]
