@@ -23,10 +23,11 @@ can change the weights):
   (``sqrt(d² + 1e-12)``, equal to L1 to 1e-6); colour terms sum over the 3
   channels per pixel;
 * the gradient term is the L1 distance of forward differences along x and y;
-* the Laplacian terms weight pyramid level ``s`` (1..5, fine to coarse) by
-  ``2^(s-1)`` as the paper's formula does, on the pyramid of
-  :func:`mattezoo.train.losses.laplacian_pyramid` (the paper names no kernel),
-  with the low-pass residual at weight ``2^5``;
+* the Laplacian terms weight pyramid level ``s`` = 1..5 (fine to coarse) by
+  ``2^(s-1)`` as the paper's formula does; the five levels are four band-pass
+  levels and the low-pass residual of
+  :func:`mattezoo.train.losses.laplacian_pyramid` (the paper names no kernel);
+  each level's L1 is a mean over its pixels;
 * the exclusion term: at 3 scales (2×2 average pooling in between), for x and
   y differences, the root mean square of ``tanh(l_F |dF|) * tanh(l_B |dB|)``
   with ``l_F = sqrt(mean|dB| / mean|dF|)`` and ``l_B = 1 / l_F`` (detached
@@ -54,6 +55,7 @@ FBA_WEIGHTS = {
     "l1_fb": 0.25, "composition_fb": 0.25, "exclusion_fb": 0.25, "laplacian_fb": 0.25,
 }
 EXCLUSION_LEVELS = 3
+LAPLACIAN_BANDS = 4  # band-pass levels; with the residual, the paper's five levels
 
 
 def _region_mean(diff: torch.Tensor, region: torch.Tensor) -> torch.Tensor:
@@ -83,7 +85,7 @@ def weighted_laplacian_loss(pred: torch.Tensor, target: torch.Tensor) -> torch.T
     """``sum_s 2^(s-1) * mean |L_s(pred) - L_s(target)|`` over pyramid levels; channels go through one by one."""
     pred = pred.float().reshape(-1, 1, *pred.shape[-2:])
     target = target.float().reshape(-1, 1, *target.shape[-2:])
-    levels = zip(laplacian_pyramid(pred), laplacian_pyramid(target))
+    levels = zip(laplacian_pyramid(pred, LAPLACIAN_BANDS), laplacian_pyramid(target, LAPLACIAN_BANDS))
     return sum(2.0**s * F.l1_loss(p, t) for s, (p, t) in enumerate(levels))
 
 
