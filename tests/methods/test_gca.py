@@ -456,11 +456,11 @@ def test_loss_decreases_over_a_few_steps():
     batch = synthetic_batch()
     optimiser = torch.optim.Adam(model.parameters(), lr=recipe.lr)
     losses = []
-    for _ in range(4):
+    for _ in range(3):
         optimiser.zero_grad()
         parts = recipe.stages[0].loss(model, batch)
         parts["loss"].backward()
         optimiser.step()
         losses.append(float(parts["loss"].detach()))
     assert all(math.isfinite(v) for v in losses)
-    assert losses[-1] < 0.7 * losses[0], losses
+    assert losses[-1] < 0.75 * losses[0], losses
