@@ -85,7 +85,10 @@ def check_trimap(trimap, image: torch.Tensor) -> None:
 
 
 def encode(image: torch.Tensor, trimap: torch.Tensor) -> torch.Tensor:
-    """The network input ``[B,4,H,W]``: ImageNet-normalised RGB and the trimap channel (0, 128/255, 1)."""
+    """The network input ``[B,4,H,W]``: ImageNet-normalised RGB and the trimap channel (0, 128/255, 1).
+
+    Other trimap values (the blends of a resized trimap in ``"resize"``) pass through unchanged.
+    """
     mean = image.new_tensor(IMAGENET_MEAN).view(1, 3, 1, 1)
     std = image.new_tensor(IMAGENET_STD).view(1, 3, 1, 1)
     channel = torch.where(trimap == 0.5, trimap.new_tensor(UNKNOWN_CHANNEL), trimap).to(image.dtype)
