@@ -74,20 +74,60 @@ def resolve_weights(spec: MethodSpec, pretrained: str | os.PathLike, pm=None) ->
     return path
 
 
-def read_checkpoint(path: str | os.PathLike):
-    """Unpickle a checkpoint file with ``weights_only=True``: tensors and plain containers only."""
+class InertObject:
+    """What a checkpoint's foreign object becomes: its arguments and state are kept as data, nothing runs.
+
+    Released checkpoints often carry training metadata next to the weights:
+    numpy scalars (a best validation score), a framework's config or message
+    classes (mmengine's ``meta``). ``weights_only=True`` refuses them. Rather
+    than import and call what the file names, :func:`read_checkpoint` reads
+    each such global as a subclass of this class, so the tensors load and the
+    metadata stays inert.
+    """
+
+    def __init__(self, *args, **kwargs):
+        self.args, self.kwargs = args, kwargs
+
+    def __setstate__(self, state):
+        self.state = state
+
+    def __repr__(self) -> str:
+        return f"<inert {type(self).__qualname__}>"
+
+
+def _inert_stand_ins(names: list[str]) -> list[tuple[type, str]]:
+    return [(type(name.rpartition(".")[2] or "object", (InertObject,), {"__qualname__": name}), name) for name in names]
+
+
+def read_checkpoint(path: str | os.PathLike, *, inert_foreign: bool = False):
+    """Unpickle a checkpoint file with ``weights_only=True``: tensors and plain containers only.
+
+    With ``inert_foreign``, objects of other types (a release's training
+    metadata, such as numpy scalars or a framework's config classes) are read
+    as inert :class:`InertObject` s instead of refusing the file; no code named
+    by the file is imported or run either way. mattezoo's own training
+    checkpoints never hold such objects, so the trainer reads them without it.
+    """
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"checkpoint {str(path)!r}: no such file")
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
-        raise CheckpointError(
-            f"checkpoint {str(path)!r} was refused: it holds Python objects beyond tensors and plain containers, "
-            f"and mattezoo loads with weights_only=True so a checkpoint cannot run code ({exc})"
-        ) from None
+        refused = exc
     except Exception as exc:  # a corrupt file can fail anywhere inside the unpickler
         raise CheckpointError(f"checkpoint {str(path)!r} is not a readable torch checkpoint (truncated or corrupt?): {exc}") from None
+    try:
+        if not inert_foreign:
+            raise refused
+        names = torch.serialization.get_unsafe_globals_in_checkpoint(path)
+        with torch.serialization.safe_globals(_inert_stand_ins(names)):
+            return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception:
+        raise CheckpointError(
+            f"checkpoint {str(path)!r} was refused: it holds Python objects beyond tensors and plain containers, "
+            f"and mattezoo loads with weights_only=True so a checkpoint cannot run code ({refused})"
+        ) from None
 
 
 def load_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
@@ -96,9 +136,10 @@ def load_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     Accepts a plain state dict (such as the official P3M-Net release), the
     usual training wrappers (``{"state_dict": ...}``, ``{"model": ...}``, so
     also mattezoo's own training checkpoints) and DataParallel's ``module.``
-    prefixes.
+    prefixes. Training metadata beside the weights is read as inert data
+    (:func:`read_checkpoint`).
     """
-    return _as_state_dict(read_checkpoint(path), Path(path))
+    return _as_state_dict(read_checkpoint(path, inert_foreign=True), Path(path))
 
 
 def _as_state_dict(obj, path) -> dict[str, torch.Tensor]:

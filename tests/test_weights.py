@@ -43,11 +43,45 @@ def test_checkpoint_layouts_load(tmp_path, trained, wrap):
     assert _same(fresh, model)
 
 
-def test_checkpoint_with_code_is_refused(tmp_path):
-    path = tmp_path / "evil.pth"
-    torch.save({"state_dict": build_tiny().state_dict(), "obj": CheckpointError("pickled object")}, path)
+class WritesAFile:
+    """Unpickling this would create ``path``: what a malicious checkpoint does."""
+
+    def __init__(self, path):
+        self.path = str(path)
+
+    def __reduce__(self):
+        return (open, (self.path, "w"))
+
+
+def test_checkpoint_code_never_runs_and_metadata_stays_inert(tmp_path, trained):
+    import numpy as np
+
+    from mattezoo.weights import InertObject, read_checkpoint
+
+    model, _ = trained
+    marker = tmp_path / "pwned"
+    path = tmp_path / "release.pth"
+    meta = {"best_sad": np.float64(41.5), "error": CheckpointError("pickled object"), "payload": WritesAFile(marker)}
+    torch.save({"state_dict": model.state_dict(), "meta": meta}, path)
+    with pytest.raises(Exception):  # plain weights_only refuses the file...
+        torch.load(path, weights_only=True)
+    fresh = build_tiny()
+    load_into(fresh, load_state_dict(path))  # ...mattezoo still gets the weights,
+    assert _same(fresh, model)
+    assert not marker.exists()  # runs nothing the file names,
+    loaded = read_checkpoint(path, inert_foreign=True)["meta"]
     with pytest.raises(CheckpointError, match="weights_only=True"):
+        read_checkpoint(path)  # without inert_foreign (training checkpoints): refused
+    assert all(isinstance(v, InertObject) for v in loaded.values())  # and keeps the rest as inert data
+    assert loaded["payload"].args == (str(marker), "w")
+
+
+def test_a_checkpoint_of_foreign_objects_only_is_refused(tmp_path):
+    path = tmp_path / "pickled_model.pth"
+    torch.save({"model": WritesAFile(tmp_path / "x")}, path)
+    with pytest.raises(CheckpointError, match="not a model state dict"):
         load_state_dict(path)
+    assert not (tmp_path / "x").exists()
 
 
 def test_corrupt_and_missing_checkpoints(tmp_path):
