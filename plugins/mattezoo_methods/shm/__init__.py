@@ -61,5 +61,6 @@ def mattezoo_register_methods():
             paper_results=SHM_RESULTS,
             input_multiple=16,
             recipe="mattezoo_methods.shm.recipe:shm_recipe",
+            provides_trimap=True,
         ),
     ]

@@ -18,7 +18,9 @@ probabilities) goes through VGG-16's 13 3×3 convs with 4 max-pools (no fifth
 pool, no ``conv6``/``deconv6``: the paper drops DIM's to save parameters), a
 decoder of 6 convs and 4 unpooling layers that reuse the pooling indices
 (DIM's ``deconv5_1`` .. ``deconv1_1``, 5×5, then the 5×5 prediction), and a
-BatchNorm after every conv but the prediction.
+BatchNorm after every conv but the prediction. Pooling and unpooling are
+mattezoo's ops (:mod:`mattezoo.ops`: compiled, deterministic on CUDA, with a
+pure-PyTorch fallback).
 """
 
 from __future__ import annotations
@@ -27,6 +29,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from torchvision.models.resnet import resnet50
+
+from mattezoo.ops import max_pool2d_with_indices, max_unpool2d
 
 TRIMAP_CLASSES = 3  # background, unknown, foreground (the order of mattezoo.train.losses.trimap_classes)
 PSP_BINS = (1, 2, 3, 6)
@@ -121,9 +125,9 @@ class MNet(nn.Module):
                 x = getattr(self, name)(x)
             if i < POOLINGS:
                 size = x.shape[-2:]
-                x, indices = F.max_pool2d(x, 2, 2, return_indices=True)
+                x, indices = max_pool2d_with_indices(x, 2, 2, 0)
                 pooled.append((indices, size))
         x = self.deconv5_1(x)
         for (name, _, _), (indices, size) in zip(DECODER_CONVS[1:], reversed(pooled)):
-            x = getattr(self, name)(F.max_unpool2d(x, indices, 2, 2, output_size=size))
+            x = getattr(self, name)(max_unpool2d(x, indices, size))
         return self.alpha_pred(x)

@@ -54,6 +54,34 @@ def pad_to_multiple(image: torch.Tensor, multiple: int) -> torch.Tensor:
     return F.pad(image, (0, pad_w, 0, pad_h), mode=mode)
 
 
+def _working_input(image: torch.Tensor, max_side: int, dtype: torch.dtype) -> tuple[torch.Tensor, int, int]:
+    """The image as the network runs it (shrunk to ``max_side``, not yet padded) and that size."""
+    check_image(image)
+    check_max_side(max_side)
+    run_h, run_w = working_size(*image.shape[-2:], max_side)
+    x = image.to(dtype)
+    if (run_h, run_w) != tuple(image.shape[-2:]):
+        x = F.interpolate(x, size=(run_h, run_w), mode="bilinear", align_corners=False, antialias=True)
+    return x, run_h, run_w
+
+
+def _restore(maps, run_h: int, run_w: int, size) -> list[torch.Tensor]:
+    """Crop the padding off, then resize to the image size where the image was shrunk."""
+    maps = [m[..., :run_h, :run_w] for m in maps]
+    if (run_h, run_w) != tuple(size):
+        maps = [F.interpolate(m, size=tuple(size), mode="bilinear", align_corners=False) for m in maps]
+    return maps
+
+
+def infer_trimap(model, image: torch.Tensor, max_side: int = DEFAULT_MAX_SIDE) -> torch.Tensor:
+    """The T-Net's trimap ``[B,1,H,W]`` (0 / 0.5 / 1) of ``image`` of any size; the M-Net does not run."""
+    from .model import MULTIPLE
+
+    x, run_h, run_w = _working_input(image, max_side, next(model.parameters()).dtype)
+    (logits,) = _restore([model.segment(pad_to_multiple(x, MULTIPLE))], run_h, run_w, image.shape[-2:])
+    return logits.argmax(dim=1, keepdim=True).to(torch.float32) * 0.5
+
+
 def infer(model, image: torch.Tensor, max_side: int = DEFAULT_MAX_SIDE):
     """Run ``model`` (an :class:`~.model.SHM`) on ``image`` ``[B,3,H,W]`` in [0,1] of any size.
 
@@ -61,17 +89,7 @@ def infer(model, image: torch.Tensor, max_side: int = DEFAULT_MAX_SIDE):
     """
     from .model import MULTIPLE, SHMOutput
 
-    check_image(image)
-    check_max_side(max_side)
-    height, width = image.shape[-2:]
-    dtype = next(model.parameters()).dtype
-    run_h, run_w = working_size(height, width, max_side)
-    x = image.to(dtype)
-    if (run_h, run_w) != (height, width):
-        x = F.interpolate(x, size=(run_h, run_w), mode="bilinear", align_corners=False, antialias=True)
+    x, run_h, run_w = _working_input(image, max_side, next(model.parameters()).dtype)
     out = model.forward_intermediates(pad_to_multiple(x, MULTIPLE))
-    maps = [m[..., :run_h, :run_w] for m in out]
-    if (run_h, run_w) != (height, width):
-        maps = [F.interpolate(m, size=(height, width), mode="bilinear", align_corners=False) for m in maps]
-    logits, raw, fused = maps
+    logits, raw, fused = _restore(out, run_h, run_w, image.shape[-2:])
     return SHMOutput(logits, raw, fused.clamp(0.0, 1.0))

@@ -140,6 +140,11 @@ class SHM(nn.Module):
             raise InputError("SHM is trimap-free and takes no trimap; call it without one")
         return self.infer_details(image).fused
 
+    @torch.no_grad()
+    def infer_trimap(self, image: torch.Tensor) -> torch.Tensor:
+        """The T-Net's trimap ``[B,1,H,W]`` (0 / 0.5 / 1) of ``image`` of any size, for trimap-based methods."""
+        return inference.infer_trimap(self, image, self.max_side)
+
     # --- ImageNet initialisation --------------------------------------------------------
 
     def load_backbone(self, path: str | os.PathLike) -> None:
