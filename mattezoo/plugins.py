@@ -38,6 +38,15 @@ BUILTIN_PLUGINS: dict[str, str] = {
     "gfm": "mattezoo_methods.gfm",
     "information_flow": "mattezoo_methods.information_flow",
     "learning_based": "mattezoo_methods.learning_based",
+    "gca": "mattezoo_methods.gca",
+    "dim": "mattezoo_methods.dim",
+    "shm": "mattezoo_methods.shm",
+    "fba": "mattezoo_methods.fba",
+    "indexnet": "mattezoo_methods.indexnet",
+    "alphagan": "mattezoo_methods.alphagan",
+    "hatt": "mattezoo_methods.hatt",
+    "shared_sampling": "mattezoo_methods.shared_sampling",
+    "global_sampling": "mattezoo_methods.global_sampling",
 }
 
 
