@@ -32,8 +32,10 @@ import torch
 import torch.nn.functional as F
 
 import mattezoo
+from mattezoo.data import SyntheticP3M
 from mattezoo.errors import CheckpointError, InputError, InvalidOptionError
 from mattezoo.testing import sample_inputs
+from mattezoo.train import TrainConfig, load_training_checkpoint, train_method
 from mattezoo.weights import load_into
 from mattezoo_methods.hatt.blocks import ChannelAttention, PatchDiscriminator, SpatialAttention
 from mattezoo_methods.hatt.model import HAttMatting, HAttOutput, build_hatt
@@ -195,7 +197,8 @@ def test_spatial_attention_sums_a_row_column_and_a_column_row_path():
     x = torch.randn(2, 16, 9, 11)
 
     def bn(t, m):
-        return (t - m.running_mean[:, None, None]) / torch.sqrt(m.running_var[:, None, None] + m.eps) * m.weight[:, None, None] + m.bias[:, None, None]
+        scale = m.weight / torch.sqrt(m.running_var + m.eps)
+        return (t - m.running_mean[:, None, None]) * scale[:, None, None] + m.bias[:, None, None]
 
     def path(p, first_pad, second_pad):
         conv1, bn1, _, conv2, bn2 = p
@@ -475,3 +478,18 @@ def test_loss_decreases_over_a_few_steps():
     assert history[-1]["mse"] < 0.8 * history[0]["mse"], history
     assert history[-1]["ssim"] < history[0]["ssim"], history
     assert history[-1]["discriminator"] < history[0]["discriminator"], history
+
+
+def test_the_engine_trains_and_checkpoints_the_discriminator(tmp_path):
+    ds = SyntheticP3M("train", n=2, size=48, seed=3)
+    cfg = TrainConfig(method="hatt", steps=1, batch=2, size=32, seed=1, log_every=1, progress=False)
+    result = train_method(cfg, [ds[i] for i in range(len(ds))], "blurred", tmp_path)
+    assert {"discriminator", "generator", "mse", "ssim", "adversarial"} <= set(result.history[0])
+    saved = load_training_checkpoint(result.checkpoint)
+    assert any(k.startswith("discriminator.") for k in saved["model"])  # resumed with the rest
+    # Adam's parameters follow model.parameters() order; the discriminator's come last.
+    params = [n for n, _ in result.model.named_parameters()]
+    moments = saved["optimizer"]["state"]
+    first_disc = params.index("discriminator.layers.0.weight")
+    assert float(moments[first_disc]["exp_avg"].abs().sum()) > 0  # it was trained in the engine's step
+    assert float(moments[params.index("fusion.2.weight")]["exp_avg"].abs().sum()) > 0

@@ -76,7 +76,8 @@ class HAttMatting(nn.Module):
         self.high_conv = conv_bn_relu(FEATURES, FEATURES)
         self.spatial_attention = SpatialAttention(FEATURES, SPATIAL_KERNEL)
         self.low_conv = conv_bn_relu(256, FEATURES)
-        self.fusion = nn.Sequential(conv_bn_relu(2 * FEATURES, FEATURES), conv_bn_relu(FEATURES, 64), nn.Conv2d(64, 1, 3, padding=1))
+        self.fusion = nn.Sequential(conv_bn_relu(2 * FEATURES, FEATURES), conv_bn_relu(FEATURES, 64),
+                                    nn.Conv2d(64, 1, 3, padding=1))
         self.discriminator = PatchDiscriminator() if discriminator else None
         self.max_side = inference.check_max_side(max_side)
         # Not in the state dict: constants of the input contract, not weights.

@@ -67,7 +67,8 @@ def _gaussian_window(dtype, device) -> torch.Tensor:
 def ssim(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """Per-image SSIM ``[B]`` of ``[B,1,H,W]`` mattes in [0,1] (the mean over the window positions inside)."""
     if min(pred.shape[-2:]) < SSIM_WINDOW:
-        raise InputError(f"the SSIM loss needs mattes of at least {SSIM_WINDOW}×{SSIM_WINDOW} pixels, got {tuple(pred.shape[-2:])}")
+        raise InputError(f"the SSIM loss needs mattes of at least {SSIM_WINDOW}×{SSIM_WINDOW} pixels, "
+                         f"got {tuple(pred.shape[-2:])}")
     x, y = pred.float(), target.float()
     window = _gaussian_window(x.dtype, x.device)
     stats = F.conv2d(torch.cat((x, y, x * x, y * y, x * y), 0), window)  # valid positions only
