@@ -26,7 +26,7 @@ from mattezoo.spec import PaperResult
 
 HATT_CITATION = (
     "Yu Qiao, Yuhao Liu, Xin Yang, Dongsheng Zhou, Mingliang Xu, Qiang Zhang, Xiaopeng Wei. Attention-Guided "
-    "Hierarchical Structure Aggregation for Image Matting. CVPR 2020, 13676-13685 (arXiv:2003.07709)."
+    "Hierarchical Structure Aggregation for Image Matting. CVPR 2020 (arXiv:2003.07709)."
 )
 OFFICIAL_REPO = "https://github.com/wukaoliu/CVPR2020-HAttMatting"
 
