@@ -33,7 +33,9 @@ from typing import NamedTuple
 
 import torch
 
-from .errors import InputError, InvalidOptionError
+from . import checks
+from .checks import check_image  # noqa: F401  (plugins and tests import it from here)
+from .errors import InvalidOptionError
 from .resample import resize_like_skimage, upsample_like_skimage_float64
 
 STRATEGIES = ("hybrid", "resize")
@@ -51,10 +53,8 @@ def check_known_rule(rule: str) -> str:
     return rule
 
 
-def check_max_side(max_side) -> int:
-    if isinstance(max_side, bool) or not isinstance(max_side, int) or max_side < MULTIPLE:
-        raise InvalidOptionError(f"max_side must be an int >= {MULTIPLE} (the image side cap of a pass), got {max_side!r}")
-    return max_side
+def check_max_side(max_side, who: str = "a pass") -> int:
+    return checks.check_max_side(max_side, who, MULTIPLE)
 
 
 def working_size(height: int, width: int, scale: float, max_side: int) -> tuple[int, int]:
@@ -69,23 +69,6 @@ def working_size(height: int, width: int, scale: float, max_side: int) -> tuple[
         return min(cap, max(MULTIPLE, scaled - scaled % MULTIPLE))
 
     return one(height), one(width)
-
-
-def check_image(image, who: str) -> None:
-    """Refuse anything but a finite, non-empty ``[B,3,H,W]`` float tensor in [0,1] (``who`` names the method)."""
-    if not isinstance(image, torch.Tensor):
-        raise InputError(f"{who} takes a [B,3,H,W] float tensor in [0,1], got {type(image).__name__}")
-    if image.ndim != 4 or image.shape[1] != 3:
-        raise InputError(f"{who} takes an RGB image tensor [B,3,H,W], got shape {tuple(image.shape)}")
-    if not image.is_floating_point():
-        raise InputError(f"{who} takes a float image in [0,1], got dtype {image.dtype}; divide uint8 images by 255")
-    if 0 in image.shape:
-        raise InputError(f"image tensor is empty: shape {tuple(image.shape)}")
-    if not torch.isfinite(image).all():
-        raise InputError("image tensor contains NaN or infinite values")
-    lo, hi = float(image.min()), float(image.max())
-    if lo < 0.0 or hi > 1.0:
-        raise InputError(f"image values must lie in [0,1], got [{lo:.4g}, {hi:.4g}]; divide uint8 images by 255")
 
 
 def resized_trimap_levels(classes: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
@@ -153,7 +136,7 @@ def run_strategy(image: torch.Tensor, strategy: str, run_pass: PassFn, *, who: s
     """
     check_image(image, who)
     check_strategy(strategy, who)
-    check_max_side(max_side)
+    check_max_side(max_side, who)
     check_known_rule(known_rule)
     image = image.to(dtype)
     height, width = image.shape[-2:]
