@@ -372,8 +372,8 @@ def good_pair(height=64, width=64):
         (good_pair()[0], torch.full((1, 1, 64, 63), 0.5), "does not match the image"),
         (good_pair()[0], torch.full((2, 1, 64, 64), 0.5), "does not match the image"),
         (good_pair()[0], torch.full((1, 1, 64, 64), 128, dtype=torch.uint8), "float trimap"),
-        (good_pair()[0], torch.full((1, 1, 64, 64), 0.25), r"other than 0 \(background\), 0\.5 \(unknown\) and 1 \(foreground\): 0\.25"),
-        (good_pair()[0], torch.full((1, 1, 64, 64), float("nan")), "other than 0"),
+        (good_pair()[0], torch.full((1, 1, 64, 64), 0.25), r"odd value\(s\) \(0\.25\); valid values: 0 \(background\), 0\.5 \(unknown\), 1 \(foreground\)"),
+        (good_pair()[0], torch.full((1, 1, 64, 64), float("nan")), "NaN or infinite values; valid values: 0 "),
     ],
 )
 def test_infer_refuses_bad_input(seeded_model, image, trimap, message):

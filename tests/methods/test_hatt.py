@@ -310,7 +310,7 @@ def test_max_side_shrinks_the_pass_and_resizes_the_matte_back(seeded_model):
     expected = F.interpolate(expected, size=(48, 64), mode="bilinear", align_corners=False)
     assert alpha.shape == (1, 1, 48, 64)
     torch.testing.assert_close(alpha, expected, rtol=0, atol=1e-6)
-    with pytest.raises(InvalidOptionError, match="max_side must be an int of at least 16"):
+    with pytest.raises(InvalidOptionError, match="max_side must be an int >= 16"):
         seeded_model.infer(image, max_side=10)
 
 
@@ -343,7 +343,7 @@ def test_trimaps_and_sizes_the_network_cannot_take_are_refused(seeded_model):
 @pytest.mark.parametrize(
     "options,message",
     [
-        ({"max_side": 8}, "max_side must be an int of at least 16"),
+        ({"max_side": 8}, "max_side must be an int >= 16"),
         ({"max_side": "big"}, "max_side must be an int"),
         ({"discriminator": "yes"}, "discriminator must be True or False"),
     ],

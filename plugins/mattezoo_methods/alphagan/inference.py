@@ -1,4 +1,4 @@
-"""AlphaGAN's input encoding, input checks and test strategies, for images of any size.
+"""AlphaGAN's input encoding and test strategies, for images of any size (input checks: mattezoo.checks).
 
 Encoding (the re-implementation's test path, ``utils/Tester.py``): the RGB
 image normalised with the ImageNet mean and std, the trimap as a fourth
@@ -26,13 +26,13 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from mattezoo import checks
 from mattezoo.errors import InputError, InvalidOptionError
 
 MULTIPLE = 32  # the test code's size multiple (the network itself needs 8: output stride 8)
 NETWORK_MULTIPLE = 8
 DEFAULT_MAX_SIDE = 6400
 STRATEGIES = ("pad", "resize")
-TRIMAP_LEVELS = (0.0, 0.5, 1.0)
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 UNKNOWN_CHANNEL = 128.0 / 255.0  # the 8-bit unknown level as the network sees it
@@ -42,46 +42,6 @@ def check_strategy(strategy) -> str:
     if strategy not in STRATEGIES:
         raise InvalidOptionError(f"unknown AlphaGAN strategy {strategy!r}; valid: {', '.join(STRATEGIES)}")
     return strategy
-
-
-def check_max_side(max_side) -> int:
-    if isinstance(max_side, bool) or not isinstance(max_side, int) or max_side < MULTIPLE:
-        raise InvalidOptionError(f"max_side must be an int >= {MULTIPLE} (the longest side AlphaGAN runs), got {max_side!r}")
-    return max_side
-
-
-def check_image(image) -> None:
-    if not isinstance(image, torch.Tensor) or image.ndim != 4 or image.shape[1] != 3 or not image.is_floating_point():
-        what = tuple(image.shape) if isinstance(image, torch.Tensor) else type(image).__name__
-        raise InputError(f"AlphaGAN takes a float [B,3,H,W] RGB image in [0,1], got {what}")
-    if 0 in image.shape:
-        raise InputError(f"image tensor {tuple(image.shape)} is empty")
-    if not torch.isfinite(image).all():
-        raise InputError("image tensor contains NaN or infinite values")
-
-
-def check_trimap(trimap, image: torch.Tensor) -> None:
-    """Refuse anything but a float ``[B,1,H,W]`` trimap of the image's size holding only 0, 0.5 and 1."""
-    if trimap is None:
-        raise InputError("AlphaGAN is a trimap-based method and needs a trimap [B,1,H,W] with 0 (bg), 0.5 (unknown), 1 (fg)")
-    if not isinstance(trimap, torch.Tensor):
-        raise InputError(f"AlphaGAN takes the trimap as a [B,1,H,W] float tensor, got {type(trimap).__name__}")
-    if trimap.ndim != 4 or trimap.shape[1] != 1:
-        raise InputError(f"trimap tensor must be [B,1,H,W], got shape {tuple(trimap.shape)}")
-    if trimap.shape[0] != image.shape[0] or trimap.shape[-2:] != image.shape[-2:]:
-        raise InputError(f"trimap {tuple(trimap.shape)} does not match the image {tuple(image.shape)}: "
-                         "it needs the same batch size, height and width")
-    if not trimap.is_floating_point():
-        raise InputError(f"trimap must be a float tensor with 0/0.5/1, got dtype {trimap.dtype}; "
-                         "map uint8 0/128/255 with mattezoo.inference.trimap_to_tensor")
-    if trimap.device != image.device:
-        raise InputError(f"trimap is on {trimap.device} but the image is on {image.device}; put both on one device")
-    if not torch.isfinite(trimap).all():
-        raise InputError("trimap tensor contains NaN or infinite values; valid values: 0, 0.5, 1")
-    odd = ~((trimap == 0.0) | (trimap == 0.5) | (trimap == 1.0))
-    if odd.any():
-        raise InputError(f"trimap holds {float(trimap[odd][0]):.4g} among {int(odd.sum())} odd value(s); "
-                         "valid values: 0 (background), 0.5 (unknown), 1 (foreground)")
 
 
 def encode(image: torch.Tensor, trimap: torch.Tensor) -> torch.Tensor:
@@ -135,10 +95,10 @@ def infer(network_pass, image: torch.Tensor, trimap: torch.Tensor, strategy: str
     ``network_pass(image, trimap)`` runs the generator on sizes that are
     multiples of 32 and returns its raw ``[B,1,h,w]`` alpha.
     """
-    check_image(image)
-    check_trimap(trimap, image)
+    checks.check_image(image, "AlphaGAN")
+    checks.check_trimap(trimap, image, "AlphaGAN")
     check_strategy(strategy)
-    check_max_side(max_side)
+    checks.check_max_side(max_side, "AlphaGAN")
     height, width = image.shape[-2:]
     if strategy == "pad":
         if max(height, width) > max_side:

@@ -21,6 +21,7 @@ from typing import NamedTuple
 import torch
 from torch import nn
 
+from mattezoo import checks
 from mattezoo.errors import InputError, InvalidOptionError
 from mattezoo.weights import load_state_dict
 
@@ -55,7 +56,7 @@ class AlphaGAN(nn.Module):
         init_decoder_weights(self.decoder)
         self.discriminator = PatchDiscriminator(n_layers=discriminator_layers) if discriminator else None
         self.strategy = inference.check_strategy(strategy)
-        self.max_side = inference.check_max_side(max_side)
+        self.max_side = checks.check_max_side(max_side, "AlphaGAN")
 
     # --- generator ---------------------------------------------------------------
 
@@ -65,8 +66,8 @@ class AlphaGAN(nn.Module):
         return self.decoder(self.aspp(features.out), features, x[:, :3])
 
     def _check_pass_input(self, image, trimap, what: str) -> None:
-        inference.check_image(image)
-        inference.check_trimap(trimap, image)
+        checks.check_image(image, what)
+        checks.check_trimap(trimap, image, what)
         m = inference.NETWORK_MULTIPLE
         if image.shape[-2] % m or image.shape[-1] % m:
             raise InputError(f"{what} needs H and W as multiples of {m} (the encoder's output stride), got "
@@ -134,7 +135,7 @@ def build_alphagan(strategy: str = "pad", max_side: int = inference.DEFAULT_MAX_
     :param backbone_weights: torchvision's ImageNet ResNet-50 state dict, loaded into the encoder.
     """
     inference.check_strategy(strategy)
-    inference.check_max_side(max_side)
+    checks.check_max_side(max_side, "AlphaGAN")
     if not isinstance(discriminator, bool):
         raise InvalidOptionError(f"discriminator must be True or False, got {discriminator!r}")
     if isinstance(discriminator_layers, bool) or not isinstance(discriminator_layers, int) or not 1 <= discriminator_layers <= 5:

@@ -23,46 +23,17 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from mattezoo import hybrid
+from mattezoo import checks
 from mattezoo.errors import InputError, InvalidOptionError
 
 MULTIPLE = 32  # five 2×2 poolings
 DEFAULT_MAX_SIDE = 3200  # a full-resolution pass needs about 1.8 GB per megapixel: ~18 GB at 3200×3200
-TRIMAP_LEVELS = (0.0, 0.5, 1.0)
-
-
-def check_max_side(max_side) -> int:
-    if isinstance(max_side, bool) or not isinstance(max_side, int) or max_side < MULTIPLE:
-        raise InvalidOptionError(f"max_side must be an int >= {MULTIPLE} (the longest image side DIM runs), got {max_side!r}")
-    return max_side
 
 
 def check_flag(name: str, value) -> bool:
     if not isinstance(value, bool):
         raise InvalidOptionError(f"DIM option {name} must be True or False, got {value!r}")
     return value
-
-
-def check_trimap(trimap, image: torch.Tensor) -> None:
-    """Refuse anything but a ``[B,1,H,W]`` float trimap of the image's size holding only 0, 0.5 and 1."""
-    if trimap is None:
-        raise InputError("DIM is a trimap-based method and needs a trimap [B,1,H,W] with 0 (bg), 0.5 (unknown), 1 (fg)")
-    if not isinstance(trimap, torch.Tensor):
-        raise InputError(f"DIM takes the trimap as a [B,1,H,W] float tensor, got {type(trimap).__name__}")
-    if trimap.ndim != 4 or trimap.shape[1] != 1:
-        raise InputError(f"trimap tensor must be [B,1,H,W], got shape {tuple(trimap.shape)}")
-    if trimap.shape[0] != image.shape[0] or trimap.shape[-2:] != image.shape[-2:]:
-        raise InputError(f"trimap {tuple(trimap.shape)} does not match the image {tuple(image.shape)}: "
-                         "it needs the same batch size, height and width")
-    if not trimap.is_floating_point():
-        raise InputError(f"trimap must be a float tensor with 0/0.5/1, got dtype {trimap.dtype}; "
-                         "map uint8 0/128/255 with mattezoo.inference.trimap_to_tensor")
-    if not torch.isfinite(trimap).all():
-        raise InputError("trimap tensor contains NaN or infinite values; valid values: 0, 0.5, 1")
-    odd = ~((trimap == 0.0) | (trimap == 0.5) | (trimap == 1.0))
-    if odd.any():
-        raise InputError(f"trimap holds {float(trimap[odd][0]):.4g} among {int(odd.sum())} odd value(s); "
-                         "valid values: 0 (background), 0.5 (unknown), 1 (foreground)")
 
 
 def padded_size(height: int, width: int) -> tuple[int, int]:
@@ -91,8 +62,8 @@ def apply_known(alpha: torch.Tensor, trimap: torch.Tensor) -> torch.Tensor:
 def infer(model, image: torch.Tensor, trimap: torch.Tensor | None, *, max_side: int = DEFAULT_MAX_SIDE,
           quantize: bool = False) -> torch.Tensor:
     """The official test of ``model`` (a DIM) on ``image`` ``[B,3,H,W]`` in [0,1] with its trimap; ``[B,1,H,W]`` float32."""
-    hybrid.check_image(image, "DIM")
-    check_trimap(trimap, image)
+    checks.check_image(image, "DIM")
+    checks.check_trimap(trimap, image, "DIM")
     height, width = image.shape[-2:]
     if max(height, width) > max_side:
         raise InputError(f"DIM runs the whole image in one pass and refuses sides over max_side={max_side}, got "

@@ -35,6 +35,7 @@ from typing import NamedTuple
 import torch
 from torch import nn
 
+from mattezoo import checks
 from mattezoo.errors import CheckpointError, InputError, InvalidOptionError
 from mattezoo.ops import max_pool2d_with_indices, max_unpool2d
 from mattezoo.weights import load_into, load_state_dict
@@ -173,7 +174,7 @@ class DIM(nn.Module):
         super().__init__()
         self.backbone = EncoderDecoder()
         self.refiner = PlainRefiner() if refine else None
-        self.max_side = inference.check_max_side(max_side)
+        self.max_side = checks.check_max_side(max_side, "DIM")
         self.quantize = inference.check_flag("quantize", quantize)
         self.reset_parameters()
 
@@ -270,7 +271,7 @@ def build_dim(refine: bool = True, max_side: int = inference.DEFAULT_MAX_SIDE, q
         into the encoder as the paper initialises it.
     """
     inference.check_flag("refine", refine)
-    inference.check_max_side(max_side)
+    checks.check_max_side(max_side, "DIM")
     inference.check_flag("quantize", quantize)
     model = DIM(refine=refine, max_side=max_side, quantize=quantize)
     if backbone_weights is not None:

@@ -1,4 +1,4 @@
-"""FBA's test procedure for images of any size, and its input checks.
+"""FBA's test procedure for images of any size (input checks: mattezoo.checks).
 
 The official ``demo.pred`` (MarcoForte/FBA_Matting), per image:
 
@@ -28,39 +28,15 @@ import cv2
 import numpy as np
 import torch
 
-from mattezoo.errors import InputError, InvalidOptionError
-from mattezoo.hybrid import check_image
+from mattezoo import checks
 
 MULTIPLE = 8  # the encoder's output stride
 DEFAULT_MAX_SIDE = 2048
-TRIMAP_VALUES = (0.0, 0.5, 1.0)
 
 
 def check_max_side(max_side) -> int:
-    if isinstance(max_side, bool) or not isinstance(max_side, int) or max_side < MULTIPLE:
-        raise InvalidOptionError(f"max_side must be an int >= {MULTIPLE} (the longest side FBA runs at), got {max_side!r}")
-    return max_side
-
-
-def check_inputs(image, trimap, who: str) -> None:
-    """Refuse anything but a [0,1] ``[B,3,H,W]`` float image and a matching ``[B,1,H,W]`` trimap of 0 / 0.5 / 1."""
-    check_image(image, who)
-    if not isinstance(trimap, torch.Tensor):
-        raise InputError(f"{who} takes a trimap tensor [B,1,H,W] with 0 / 0.5 / 1, got {type(trimap).__name__}")
-    if trimap.ndim != 4 or trimap.shape[1] != 1:
-        raise InputError(f"{who} takes a trimap tensor [B,1,H,W], got shape {tuple(trimap.shape)}")
-    if trimap.shape[0] != image.shape[0] or trimap.shape[-2:] != image.shape[-2:]:
-        raise InputError(f"{who}: trimap {tuple(trimap.shape)} does not match image {tuple(image.shape)} "
-                         f"(same batch, height and width needed)")
-    if not trimap.is_floating_point():
-        raise InputError(f"{who} takes a float trimap with 0 / 0.5 / 1, got dtype {trimap.dtype}; "
-                         f"map uint8 0/128/255 with mattezoo.inference.trimap_to_tensor")
-    if not torch.isfinite(trimap).all():
-        raise InputError(f"{who}: trimap contains NaN or infinite values")
-    odd = (trimap != 0) & (trimap != 0.5) & (trimap != 1)
-    if odd.any():
-        raise InputError(f"{who}: trimap values must be 0 (background), 0.5 (unknown) or 1 (foreground); found "
-                         f"{trimap[odd].unique()[:5].tolist()}")
+    """FBA's pass sides are multiples of 8, not 32, so it accepts a ``max_side`` down to 8."""
+    return checks.check_max_side(max_side, "FBA", MULTIPLE)
 
 
 def scaled_side(side: int, scale: float, cap: int) -> int:
@@ -85,7 +61,8 @@ def infer(model, image: torch.Tensor, trimap: torch.Tensor, max_side: int = DEFA
     """Alpha, F and B (an :class:`~.model.FBAOutput`) of ``image`` with ``trimap``, any size, by the official procedure."""
     from .model import FBAOutput, pin_known
 
-    check_inputs(image, trimap, "FBA")
+    checks.check_image(image, "FBA")
+    checks.check_trimap(trimap, image, "FBA")
     check_max_side(max_side)
     height, width = image.shape[-2:]
     size = pass_size(height, width, max_side)

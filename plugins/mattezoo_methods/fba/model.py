@@ -28,6 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from mattezoo import checks
 from mattezoo.errors import InputError, InvalidOptionError
 from mattezoo.weights import load_into, load_state_dict
 
@@ -134,7 +135,8 @@ class FBA(nn.Module):
 
     def forward_intermediates(self, image: torch.Tensor, trimap: torch.Tensor) -> FBAOutput:
         """Alpha, F and B of the network (no known-pixel rule), for ``[B,3,H,W]`` / ``[B,1,H,W]`` with H, W multiples of 8."""
-        inference.check_inputs(image, trimap, "FBA.forward")
+        checks.check_image(image, "FBA.forward")
+        checks.check_trimap(trimap, image, "FBA.forward")
         if image.shape[-2] % inference.MULTIPLE or image.shape[-1] % inference.MULTIPLE:
             raise InputError(f"FBA.forward needs H and W as multiples of {inference.MULTIPLE}, got "
                              f"{tuple(image.shape[-2:])}; infer() and infer_fb() take any size")

@@ -26,14 +26,13 @@ from __future__ import annotations
 
 import torch
 
+from mattezoo import checks
 from mattezoo.errors import InputError, InvalidOptionError
-from mattezoo.hybrid import check_image
 
 MULTIPLE = 32  # the network's input multiple (five stride-2 stages)
 DEMO_BORDER = 32  # demo.py's reflect border on every side
 PADDINGS = ("test", "demo")
 DEFAULT_MAX_SIDE = 2048
-TRIMAP_VALUES = (0.0, 0.5, 1.0)
 
 
 def check_padding(padding) -> str:
@@ -41,29 +40,6 @@ def check_padding(padding) -> str:
         raise InvalidOptionError(f"unknown GCA padding {padding!r}; valid: 'test' (official tester.py: bottom/right "
                                  f"to multiples of {MULTIPLE}), 'demo' (official demo.py: also a {DEMO_BORDER}-px border)")
     return padding
-
-
-def check_max_side(max_side) -> int:
-    if isinstance(max_side, bool) or not isinstance(max_side, int) or max_side < MULTIPLE:
-        raise InvalidOptionError(f"max_side must be an int >= {MULTIPLE} (the largest image side infer accepts), got {max_side!r}")
-    return max_side
-
-
-def check_trimap(trimap, image: torch.Tensor, who: str = "GCA") -> None:
-    """``trimap`` is a float ``[B,1,H,W]`` tensor matching ``image`` with only the values 0, 0.5 and 1."""
-    if trimap is None:
-        raise InputError(f"{who} is trimap-based and needs a trimap [B,1,H,W] with 0 (background), 0.5 (unknown), 1 (foreground)")
-    if not isinstance(trimap, torch.Tensor) or trimap.ndim != 4 or trimap.shape[1] != 1:
-        raise InputError(f"{who} takes a trimap tensor [B,1,H,W], got {tuple(getattr(trimap, 'shape', ())) or type(trimap).__name__}")
-    if trimap.shape[0] != image.shape[0] or trimap.shape[-2:] != image.shape[-2:]:
-        raise InputError(f"trimap {tuple(trimap.shape)} does not match the image {tuple(image.shape)}: "
-                         "they need the same batch size, height and width")
-    if not trimap.is_floating_point():
-        raise InputError(f"{who} takes a float trimap with 0 / 0.5 / 1, got dtype {trimap.dtype}; map uint8 0/128/255 to 0/0.5/1")
-    odd = (trimap != 0) & (trimap != 0.5) & (trimap != 1)
-    if bool(odd.any()):
-        shown = ", ".join(f"{v:.4g}" for v in torch.unique(trimap[odd])[:6].tolist())
-        raise InputError(f"trimap has values other than 0 (background), 0.5 (unknown) and 1 (foreground): {shown}")
 
 
 def reflect_indices(size: int, before: int, after: int, device=None) -> torch.Tensor:
@@ -97,8 +73,8 @@ def fill_known(alpha: torch.Tensor, trimap: torch.Tensor) -> torch.Tensor:
 
 def infer(model, image: torch.Tensor, trimap: torch.Tensor, padding: str, max_side: int) -> torch.Tensor:
     """Alpha ``[B,1,H,W]`` of ``image`` ``[B,3,H,W]`` in [0,1] and ``trimap`` (0/0.5/1), any size."""
-    check_image(image, "GCA")
-    check_trimap(trimap, image)
+    checks.check_image(image, "GCA")
+    checks.check_trimap(trimap, image, "GCA")
     height, width = image.shape[-2:]
     if max(height, width) > max_side:
         raise InputError(f"image is {height}×{width}, larger than GCA's max_side={max_side}: the attention needs "

@@ -20,6 +20,7 @@ from typing import NamedTuple
 import torch
 from torch import nn
 
+from mattezoo import checks
 from mattezoo.errors import InputError
 
 from . import inference
@@ -56,7 +57,7 @@ class GCA(nn.Module):
         self.encoder = GCAEncoder()
         self.decoder = GCADecoder()
         self.padding = inference.check_padding(padding)
-        self.max_side = inference.check_max_side(max_side)
+        self.max_side = checks.check_max_side(max_side, "GCA")
 
     @property
     def input_dtype(self) -> torch.dtype:
@@ -69,7 +70,7 @@ class GCA(nn.Module):
         if 0 in image.shape or image.shape[-2] % inference.MULTIPLE or image.shape[-1] % inference.MULTIPLE:
             raise InputError(f"{what} needs H and W as positive multiples of {inference.MULTIPLE}, got "
                              f"{tuple(image.shape[-2:])}; infer() takes any size")
-        inference.check_trimap(trimap, image, what)
+        checks.check_trimap(trimap, image, what)
 
     def forward_intermediates(self, image: torch.Tensor, trimap: torch.Tensor) -> GCAOutput:
         """The network's alpha and the known-region-filled alpha (H, W multiples of 32)."""
@@ -86,7 +87,7 @@ class GCA(nn.Module):
               max_side: int | None = None) -> torch.Tensor:
         """Alpha ``[B,1,H,W]`` of an image of any size, by the official test procedure (see :mod:`.inference`)."""
         padding = self.padding if padding is None else inference.check_padding(padding)
-        max_side = self.max_side if max_side is None else inference.check_max_side(max_side)
+        max_side = self.max_side if max_side is None else checks.check_max_side(max_side, "GCA")
         return inference.infer(self, image, trimap, padding, max_side)
 
 
@@ -100,5 +101,5 @@ def build_gca(padding: str = "test", max_side: int = inference.DEFAULT_MAX_SIDE)
         the attention grows with the square of the pixel count).
     """
     inference.check_padding(padding)
-    inference.check_max_side(max_side)
+    checks.check_max_side(max_side, "GCA")
     return GCA(padding=padding, max_side=max_side)

@@ -15,31 +15,15 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from mattezoo.errors import InputError, InvalidOptionError
+from mattezoo import checks
 
 MULTIPLE = 16  # conv1, max-pool, layer2 and layer3 halve; layer4 is dilated
 DEFAULT_MAX_SIDE = 1600
 
 
 def check_max_side(max_side) -> int:
-    if isinstance(max_side, bool) or not isinstance(max_side, int) or max_side < MULTIPLE:
-        raise InvalidOptionError(f"HAttMatting max_side must be an int of at least {MULTIPLE}, got {max_side!r}")
-    return max_side
-
-
-def check_image(image, who: str = "HAttMatting") -> None:
-    """Refuse anything but a finite float ``[B,3,H,W]`` tensor in [0,1]."""
-    if not isinstance(image, torch.Tensor):
-        raise InputError(f"{who} takes a float [B,3,H,W] image tensor in [0,1], got {type(image).__name__}")
-    if image.ndim != 4 or image.shape[1] != 3 or 0 in image.shape:
-        raise InputError(f"{who} takes a float [B,3,H,W] image tensor in [0,1] (RGB), got shape {tuple(image.shape)}")
-    if not image.is_floating_point():
-        raise InputError(f"{who} takes a float image in [0,1], got dtype {image.dtype}; divide uint8 images by 255")
-    if not bool(torch.isfinite(image).all()):
-        raise InputError(f"{who}: the image contains NaN or infinite values")
-    low, high = float(image.min()), float(image.max())
-    if low < 0.0 or high > 1.0:
-        raise InputError(f"{who} takes image values in [0,1], got values in [{low:.4g}, {high:.4g}]")
+    """HAttMatting's pass sides are multiples of 16, not 32, so it accepts a ``max_side`` down to 16."""
+    return checks.check_max_side(max_side, "HAttMatting", MULTIPLE)
 
 
 def pad_to_multiple(image: torch.Tensor, multiple: int = MULTIPLE) -> torch.Tensor:

@@ -38,6 +38,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from mattezoo import checks
 from mattezoo.errors import InputError, InvalidOptionError
 from mattezoo.weights import load_into, load_state_dict
 
@@ -119,7 +120,7 @@ class HAttMatting(nn.Module):
         """The alpha ``[B,1,H,W]`` of ``image`` ``[B,3,H,W]`` in [0,1] of any size (see :mod:`.inference`)."""
         if trimap is not None:
             raise InputError("HAttMatting is trimap-free and takes no trimap; call it without one")
-        inference.check_image(image)
+        checks.check_image(image, "HAttMatting")
         cap = self.max_side if max_side is None else inference.check_max_side(max_side)
         return inference.infer(lambda x: self._run(x).alpha, image, cap)
 

@@ -34,41 +34,16 @@ import math
 import numpy as np
 import torch
 
-from mattezoo.errors import InputError, InvalidOptionError
-from mattezoo.hybrid import check_image
+from mattezoo import checks
 
 IMAGE_MEAN = (0.485, 0.456, 0.406)
 IMAGE_STD = (0.229, 0.224, 0.225)
 UNKNOWN_LEVEL = 128.0 / 255.0  # the trimap channel of an unknown pixel: uint8 128, scaled by 1/255
-TRIMAP_VALUES = (0.0, 0.5, 1.0)
 DEFAULT_MAX_SIDE = 2048
 CUBIC_A = -0.75  # OpenCV's bicubic kernel parameter
 
 
 # --- input checks and encoding ------------------------------------------------------------
-
-
-def check_trimap(trimap, image: torch.Tensor, who: str = "IndexNet") -> None:
-    """Refuse a trimap that is not a finite float ``[B,1,H,W]`` of the image's size with values 0 / 0.5 / 1 only."""
-    if trimap is None:
-        raise InputError(f"{who} is trimap-based and needs a trimap [B,1,H,W] with 0 = background, 0.5 = unknown, "
-                         "1 = foreground")
-    if not isinstance(trimap, torch.Tensor):
-        raise InputError(f"{who} takes the trimap as a [B,1,H,W] float tensor, got {type(trimap).__name__}")
-    expected = (image.shape[0], 1, *image.shape[-2:])
-    if tuple(trimap.shape) != expected:
-        raise InputError(f"{who}: the trimap must be [B,1,H,W] matching the image, i.e. {expected}, "
-                         f"got {tuple(trimap.shape)}")
-    if not trimap.is_floating_point():
-        raise InputError(f"{who} takes a float trimap with values 0 / 0.5 / 1, got dtype {trimap.dtype}; "
-                         "map uint8 0/128/255 to 0/0.5/1")
-    if not torch.isfinite(trimap).all():
-        raise InputError(f"{who}: the trimap contains NaN or infinite values")
-    valid = (trimap == 0) | (trimap == 0.5) | (trimap == 1)
-    if not valid.all():
-        odd = sorted({float(v) for v in trimap[~valid].unique()[:5]})
-        raise InputError(f"{who}: trimap values must be 0 (background), 0.5 (unknown) or 1 (foreground), "
-                         f"got also {odd}")
 
 
 def trimap_channel(trimap: torch.Tensor) -> torch.Tensor:
@@ -143,12 +118,6 @@ def resize_nearest_cv2(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
 # --- the test procedure -------------------------------------------------------------------
 
 
-def check_max_side(max_side) -> int:
-    if isinstance(max_side, bool) or not isinstance(max_side, int) or max_side < 32:
-        raise InvalidOptionError(f"max_side must be an int >= 32 (the longest side a pass may have), got {max_side!r}")
-    return max_side
-
-
 def aligned_size(height: int, width: int, multiple: int, max_side: int) -> tuple[int, int]:
     """The official working size (each side rounded up to ``multiple``), scaled down first if it would pass ``max_side``."""
     cap = max(multiple, max_side - max_side % multiple)
@@ -164,9 +133,9 @@ def aligned_size(height: int, width: int, multiple: int, max_side: int) -> tuple
 
 def infer(model, image: torch.Tensor, trimap: torch.Tensor, max_side: int = DEFAULT_MAX_SIDE) -> torch.Tensor:
     """Alpha ``[B,1,H,W]`` of ``image`` ``[B,3,H,W]`` in [0,1] and ``trimap`` (0 / 0.5 / 1), any size, by the official procedure."""
-    check_image(image, "IndexNet")
-    check_trimap(trimap, image)
-    check_max_side(max_side)
+    checks.check_image(image, "IndexNet")
+    checks.check_trimap(trimap, image, "IndexNet")
+    checks.check_max_side(max_side, "IndexNet")
     height, width = image.shape[-2:]
     dtype = next(model.parameters()).dtype
     x = encode_input(image.to(dtype), trimap.to(dtype))

@@ -35,6 +35,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from mattezoo import checks
 from mattezoo.errors import CheckpointError, InputError, InvalidOptionError
 from mattezoo.weights import load_state_dict
 
@@ -88,7 +89,7 @@ class IndexNetMatting(nn.Module):
                  max_side: int = inference.DEFAULT_MAX_SIDE):
         super().__init__()
         self.output_stride = output_stride
-        self.max_side = inference.check_max_side(max_side)
+        self.max_side = checks.check_max_side(max_side, "IndexNet")
         self.layer0 = conv_bn(4, 32, 3)
         for number, ((expand, c_in, c_out, blocks, _), (first, rest)) in enumerate(
                 zip(MOBILENET_V2_STAGES, stage_dilations(output_stride)), start=1):
@@ -152,8 +153,8 @@ class IndexNetMatting(nn.Module):
     # --- public passes --------------------------------------------------------------------
 
     def _check_pass_input(self, image, trimap, what: str) -> None:
-        inference.check_image(image, what)
-        inference.check_trimap(trimap, image, what)
+        checks.check_image(image, what)
+        checks.check_trimap(trimap, image, what)
         stride = self.output_stride
         if image.shape[-2] % stride or image.shape[-1] % stride:
             raise InputError(f"{what} needs H and W as multiples of {stride}, got {tuple(image.shape[-2:])}; "

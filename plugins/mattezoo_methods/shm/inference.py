@@ -14,26 +14,9 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from mattezoo.errors import InputError, InvalidOptionError
+from mattezoo import checks
 
 DEFAULT_MAX_SIDE = 1600
-MIN_MAX_SIDE = 32
-
-
-def check_max_side(max_side) -> int:
-    if isinstance(max_side, bool) or not isinstance(max_side, int) or max_side < MIN_MAX_SIDE:
-        raise InvalidOptionError(f"max_side must be an int >= {MIN_MAX_SIDE} (the longest image side SHM runs at), "
-                                 f"got {max_side!r}")
-    return max_side
-
-
-def check_image(image) -> None:
-    if not isinstance(image, torch.Tensor) or image.ndim != 4 or image.shape[1] != 3 or not image.is_floating_point():
-        raise InputError(f"SHM takes a float [B,3,H,W] RGB image tensor in [0,1], got {getattr(image, 'shape', type(image).__name__)!r}")
-    if 0 in image.shape:
-        raise InputError(f"SHM got an empty image tensor of shape {tuple(image.shape)}")
-    if not torch.isfinite(image).all():
-        raise InputError("SHM got an image tensor with NaN or infinite values")
 
 
 def working_size(height: int, width: int, max_side: int) -> tuple[int, int]:
@@ -56,8 +39,8 @@ def pad_to_multiple(image: torch.Tensor, multiple: int) -> torch.Tensor:
 
 def _working_input(image: torch.Tensor, max_side: int, dtype: torch.dtype) -> tuple[torch.Tensor, int, int]:
     """The image as the network runs it (shrunk to ``max_side``, not yet padded) and that size."""
-    check_image(image)
-    check_max_side(max_side)
+    checks.check_image(image, "SHM")
+    checks.check_max_side(max_side, "SHM")
     run_h, run_w = working_size(*image.shape[-2:], max_side)
     x = image.to(dtype)
     if (run_h, run_w) != tuple(image.shape[-2:]):

@@ -24,6 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from mattezoo import checks
 from mattezoo.errors import CheckpointError, InputError
 from mattezoo.weights import load_into, load_state_dict
 
@@ -75,7 +76,7 @@ class SHM(nn.Module):
         super().__init__()
         self.t_net = TNet()
         self.m_net = MNet()
-        self.max_side = inference.check_max_side(max_side)
+        self.max_side = checks.check_max_side(max_side, "SHM")
         self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
 
@@ -203,7 +204,7 @@ def build_shm(max_side: int = inference.DEFAULT_MAX_SIDE, backbone_weights: str 
     :param vgg_weights: torchvision's ImageNet VGG-16 state dict, for the
         M-Net encoder.
     """
-    inference.check_max_side(max_side)  # refuse bad options before building 60M parameters
+    checks.check_max_side(max_side, "SHM")  # refuse bad options before building 60M parameters
     model = SHM(max_side=max_side)
     if backbone_weights is not None:
         model.load_backbone(backbone_weights)
