@@ -190,6 +190,20 @@ def test_forward_pins_the_known_regions_and_keeps_the_network_alpha_elsewhere(se
     assert torch.equal(alpha[trimap == 0.5], raw[trimap == 0.5])
 
 
+@pytest.mark.parametrize("seed", [4, 5])  # seeds whose default init clipped every unknown pixel to 0
+def test_a_fresh_network_starts_inside_the_alpha_clip(seed):
+    image = torch.rand(1, 3, 32, 32, generator=torch.Generator().manual_seed(1))
+    trimap = torch.full((1, 1, 32, 32), 0.5)
+    torch.manual_seed(seed)
+    model = build_fba()
+    model.train()
+    alpha = model.forward_intermediates(image, trimap).alpha
+    inside = ((alpha > 0) & (alpha < 1)).float().mean()
+    assert inside > 0.9
+    alpha.mean().backward()
+    assert model.decoder.conv_up4[-1].weight.grad.abs().sum() > 0
+
+
 def test_infer_fb_sets_known_alpha_and_takes_image_colours_there(seeded_model):
     image = torch.rand(2, 3, 30, 41, generator=torch.Generator().manual_seed(3))
     trimap = torch.cat([fixture_trimap(30, 41), fixture_trimap(30, 41).flip(-1)])

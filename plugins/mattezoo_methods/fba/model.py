@@ -84,6 +84,12 @@ class FBADecoder(nn.Module):
             nn.Conv2d(32, 16, 3, padding=1), nn.LeakyReLU(),
             nn.Conv2d(16, OUTPUT_CHANNELS, 1),
         )
+        # Alpha is clipped, not squashed: with torch's default bias (±0.25) a fresh
+        # network can put every unknown pixel below 0, where no alpha gradient flows
+        # (seeds 4 and 5 of 0..7 did). Starting the alpha channel at 0.5 keeps
+        # training from scratch inside the clip; loaded weights replace it.
+        with torch.no_grad():
+            self.conv_up4[-1].bias[0] = 0.5
 
     def forward(self, stem, quarter, deep, normalised, image, two_channel) -> torch.Tensor:
         size = deep.shape[-2:]
