@@ -47,6 +47,7 @@ BUILTIN_PLUGINS: dict[str, str] = {
     "hatt": "mattezoo_methods.hatt",
     "shared_sampling": "mattezoo_methods.shared_sampling",
     "global_sampling": "mattezoo_methods.global_sampling",
+    "lf": "mattezoo_methods.lf",
 }
 
 
