@@ -1,15 +1,16 @@
 """Benchmark presets: how much data, how much training, at what size.
 
 ``quick`` (the default) runs every registered method under every protocol on
-the embedded synthetic set in well under 15 minutes on a 2-core CPU. Its
-training is sized by measurement (see docs/bench-quick.md): one BASIC step on
-a batch of 4 crops of 64 px took 1.5 s on one thread of the shared 2-core box
-(P3M-Net about 1.5× that), so each of the four learned runs (2 methods × 2
-training views) gets 120 steps, and the whole preset leaves room for more
-methods. Measured at equal compute, batch 4 × 120 steps at lr 1e-3 beat
-batch 8 × 60 steps at lr 5e-4 or 2e-3. It shows that the harness and
-every method work end to end and how the protocols compare at toy scale; its
-numbers are not the paper's.
+the embedded synthetic set on a 2-core CPU. Its training is sized by
+measurement (see docs/bench-quick.md): each learned method trains once per
+view for 120 Adam steps on batches of 4 crops of 64 px, at lr 1e-3 (measured
+at equal compute, batch 4 × 120 steps at lr 1e-3 beat batch 8 × 60 steps at
+lr 5e-4 or 2e-3 for BASIC and P3M-Net). A step takes 0.3 s (IndexNet, BASIC)
+to 1.2 s (SHM's end-to-end phase, HAttMatting, AlphaGAN) on the idle box, so
+the eleven learned methods of the built-in zoo train for about half an hour
+in all; the classical methods and every evaluation add a few minutes. It
+shows that the harness and every method work end to end and how the
+protocols compare at toy scale; its numbers are not the paper's.
 
 ``standard`` is for a GPU: larger synthetic data, longer training.
 ``paper`` is the seed's recipe on P3M-10k: 512 px crops, batch 8, lr 1e-5,
@@ -75,7 +76,7 @@ class Preset:
 PRESETS = {
     "quick": Preset(
         name="quick",
-        description="embedded synthetic set at 128 px, short CPU training: every method and protocol in ≤ 15 min on 2 cores",
+        description="embedded synthetic set at 128 px, short CPU training: every method and protocol on 2 CPU cores (about 35 min for the built-in zoo)",
         size=128, n_train=64, n_test=8, steps=120, batch=4, crop=64, lr=1e-3, device="cpu", keep_checkpoints=False,
     ),
     "standard": Preset(
