@@ -42,6 +42,23 @@ class PaperResult:
         object.__setattr__(self, "metrics", _frozen_mapping(self.metrics))
 
 
+# Table 4 of the P3M paper prints these metrics, in this order.
+P3M_TABLE4_METRICS = ("SAD", "MSE", "MAD", "SAD-T", "MSE-T", "MAD-T", "GRAD", "CONN")
+
+
+def p3m_protocol_row(table: int, protocol: str, sad: float, mse: float, mad: float) -> PaperResult:
+    """A row of the P3M paper's Table 2 (trimap-based) or 3 (trimap-free): one protocol on P3M-500-P."""
+    return PaperResult(f"P3M Table {table}", "P3M-500-P", {"SAD": sad, "MSE": mse, "MAD": mad}, protocol)
+
+
+def p3m_table4_row(test_set: str, values) -> PaperResult:
+    """A row of the P3M paper's Table 4: the :data:`P3M_TABLE4_METRICS` on ``"P3M-500-P"`` or ``"P3M-500-NP"``."""
+    values = tuple(values)
+    if len(values) != len(P3M_TABLE4_METRICS):
+        raise ValueError(f"P3M Table 4 rows have {len(P3M_TABLE4_METRICS)} values ({', '.join(P3M_TABLE4_METRICS)}), got {len(values)}")
+    return PaperResult("P3M Table 4", test_set, dict(zip(P3M_TABLE4_METRICS, values)))
+
+
 @dataclass(frozen=True)
 class WeightsCfg:
     """Where a named set of weights comes from, and how to check it.

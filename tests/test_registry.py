@@ -109,3 +109,18 @@ def test_public_api_lists_registered_plugins_methods():
         assert mattezoo.get_method("tiny_net") .plugin == "toys"
     assert "tiny_net" not in mattezoo.list_methods()
     assert LUMA.name not in mattezoo.list_methods()
+
+
+def test_p3m_paper_row_constructors():
+    from mattezoo.spec import P3M_TABLE4_METRICS, p3m_protocol_row, p3m_table4_row
+
+    row = p3m_protocol_row(3, "B:N", 9.22, 0.0028, 0.0053)
+    assert (row.source, row.test_set, row.protocol, dict(row.metrics)) == (
+        "P3M Table 3", "P3M-500-P", "B:N", {"SAD": 9.22, "MSE": 0.0028, "MAD": 0.0053})
+    row = p3m_table4_row("P3M-500-NP", range(8))
+    assert row.source == "P3M Table 4" and row.protocol is None and list(row.metrics) == list(P3M_TABLE4_METRICS)
+    assert dict(row.metrics)["CONN"] == 7
+    with pytest.raises(ValueError, match="Table 4 rows have 8 values"):
+        p3m_table4_row("P3M-500-P", (1.0, 2.0))
+    with pytest.raises(ValueError, match="protocol must be one of"):
+        p3m_protocol_row(2, "B:X", 1.0, 0.1, 0.1)

@@ -17,7 +17,7 @@ AlphaGAN has no row in Table 4.
 from __future__ import annotations
 
 from mattezoo import MethodSpec, hookimpl
-from mattezoo.spec import PaperResult
+from mattezoo.spec import p3m_protocol_row
 
 ALPHAGAN_CITATION = (
     "Sebastian Lutz, Konstantinos Amplianitis, Aljoša Smolić. AlphaGAN: Generative adversarial networks for "
@@ -25,15 +25,11 @@ ALPHAGAN_CITATION = (
 )
 
 
-def _table2(protocol, sad, mse, mad) -> PaperResult:
-    return PaperResult("P3M Table 2", "P3M-500-P", {"SAD": sad, "MSE": mse, "MAD": mad}, protocol)
-
-
 ALPHAGAN_RESULTS = (
-    _table2("B:B", 5.2669, 0.0112, 0.0373),
-    _table2("B:N", 5.2367, 0.0112, 0.037),
-    _table2("N:B", 5.7060, 0.0120, 0.0412),
-    _table2("N:N", 5.6696, 0.0119, 0.0408),
+    p3m_protocol_row(2, "B:B", 5.2669, 0.0112, 0.0373),
+    p3m_protocol_row(2, "B:N", 5.2367, 0.0112, 0.037),
+    p3m_protocol_row(2, "N:B", 5.7060, 0.0120, 0.0412),
+    p3m_protocol_row(2, "N:N", 5.6696, 0.0119, 0.0408),
 )
 
 

@@ -21,7 +21,7 @@ re-implemented and trained on P3M-10k:
 from __future__ import annotations
 
 from mattezoo import MethodSpec, hookimpl
-from mattezoo.spec import PaperResult, WeightsCfg
+from mattezoo.spec import WeightsCfg, p3m_protocol_row, p3m_table4_row
 
 DIM_CITATION = (
     "Ning Xu, Brian Price, Scott Cohen, Thomas Huang. Deep Image Matting. CVPR 2017, 2970-2979 (arXiv:1703.03872)."
@@ -30,22 +30,13 @@ OFFICIAL_REPO = "https://github.com/open-mmlab/mmagic"
 DOWNLOADS = "https://download.openmmlab.com/mmediting/mattors/dim/"
 
 
-def _table2(protocol, sad, mse, mad) -> PaperResult:
-    return PaperResult("P3M Table 2", "P3M-500-P", {"SAD": sad, "MSE": mse, "MAD": mad}, protocol)
-
-
-def _table4(test_set, values) -> PaperResult:
-    names = ("SAD", "MSE", "MAD", "SAD-T", "MSE-T", "MAD-T", "GRAD", "CONN")
-    return PaperResult("P3M Table 4", test_set, dict(zip(names, values)))
-
-
 DIM_RESULTS = (
-    _table2("B:B", 4.8906, 0.0115, 0.0342),
-    _table2("B:N", 4.8940, 0.0116, 0.0342),
-    _table2("N:B", 4.8050, 0.0116, 0.0334),
-    _table2("N:N", 4.7941, 0.0116, 0.0334),
-    _table4("P3M-500-P", (4.89, 0.0009, 0.0029, 4.89, 0.0115, 0.0342, 4.48, 9.68)),
-    _table4("P3M-500-NP", (5.32, 0.0009, 0.0031, 5.32, 0.0094, 0.0324, 4.70, 7.70)),
+    p3m_protocol_row(2, "B:B", 4.8906, 0.0115, 0.0342),
+    p3m_protocol_row(2, "B:N", 4.8940, 0.0116, 0.0342),
+    p3m_protocol_row(2, "N:B", 4.8050, 0.0116, 0.0334),
+    p3m_protocol_row(2, "N:N", 4.7941, 0.0116, 0.0334),
+    p3m_table4_row("P3M-500-P", (4.89, 0.0009, 0.0029, 4.89, 0.0115, 0.0342, 4.48, 9.68)),
+    p3m_table4_row("P3M-500-NP", (5.32, 0.0009, 0.0031, 5.32, 0.0094, 0.0324, 4.70, 7.70)),
 )
 
 COMP1K_WEIGHTS = WeightsCfg(

@@ -16,21 +16,17 @@ FBA has no row in Table 4.
 from __future__ import annotations
 
 from mattezoo import MethodSpec, hookimpl
-from mattezoo.spec import PaperResult, WeightsCfg
+from mattezoo.spec import WeightsCfg, p3m_protocol_row
 
 FBA_CITATION = "Marco Forte, François Pitié. F, B, Alpha Matting. arXiv:2003.07711 (2020)."
 OFFICIAL_REPO = "https://github.com/MarcoForte/FBA_Matting"
 
 
-def _table2(protocol, sad, mse, mad) -> PaperResult:
-    return PaperResult("P3M Table 2", "P3M-500-P", {"SAD": sad, "MSE": mse, "MAD": mad}, protocol)
-
-
 FBA_RESULTS = (
-    _table2("B:B", 4.1330, 0.0088, 0.0289),
-    _table2("B:N", 4.1267, 0.0088, 0.0289),
-    _table2("N:B", 4.1666, 0.0086, 0.0291),
-    _table2("N:N", 4.1544, 0.0086, 0.0290),
+    p3m_protocol_row(2, "B:B", 4.1330, 0.0088, 0.0289),
+    p3m_protocol_row(2, "B:N", 4.1267, 0.0088, 0.0289),
+    p3m_protocol_row(2, "N:B", 4.1666, 0.0086, 0.0291),
+    p3m_protocol_row(2, "N:N", 4.1544, 0.0086, 0.0290),
 )
 
 ADOBE_WEIGHTS = WeightsCfg(

@@ -15,7 +15,7 @@ train:test protocols, on P3M-500-P, metrics on the trimap's unknown region):
 from __future__ import annotations
 
 from mattezoo import MethodSpec, hookimpl
-from mattezoo.spec import PaperResult, WeightsCfg
+from mattezoo.spec import WeightsCfg, p3m_protocol_row
 
 GCA_CITATION = (
     "Yaoyi Li, Hongtao Lu. Natural Image Matting via Guided Contextual Attention. "
@@ -24,15 +24,11 @@ GCA_CITATION = (
 OFFICIAL_REPO = "https://github.com/Yaoyi-Li/GCA-Matting"
 
 
-def _table2(protocol, sad, mse, mad) -> PaperResult:
-    return PaperResult("P3M Table 2", "P3M-500-P", {"SAD": sad, "MSE": mse, "MAD": mad}, protocol)
-
-
 GCA_RESULTS = (
-    _table2("B:B", 4.3593, 0.0088, 0.0307),
-    _table2("B:N", 4.3469, 0.0089, 0.0306),
-    _table2("N:B", 4.4068, 0.0089, 0.0310),
-    _table2("N:N", 4.4002, 0.0089, 0.0310),
+    p3m_protocol_row(2, "B:B", 4.3593, 0.0088, 0.0307),
+    p3m_protocol_row(2, "B:N", 4.3469, 0.0089, 0.0306),
+    p3m_protocol_row(2, "N:B", 4.4068, 0.0089, 0.0310),
+    p3m_protocol_row(2, "N:N", 4.4002, 0.0089, 0.0310),
 )
 
 ALL_DATA_WEIGHTS = WeightsCfg(

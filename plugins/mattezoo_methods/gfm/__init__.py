@@ -19,7 +19,7 @@ authors' code on P3M-10k):
 from __future__ import annotations
 
 from mattezoo import MethodSpec, hookimpl
-from mattezoo.spec import PaperResult, WeightsCfg
+from mattezoo.spec import WeightsCfg, p3m_protocol_row, p3m_table4_row
 
 GFM_CITATION = (
     "Jizhizi Li, Jing Zhang, Stephen J. Maybank, Dacheng Tao. Bridging Composite and Real: Towards End-to-end "
@@ -28,22 +28,13 @@ GFM_CITATION = (
 OFFICIAL_REPO = "https://github.com/JizhiziLi/GFM"
 
 
-def _table3(protocol, sad, mse, mad) -> PaperResult:
-    return PaperResult("P3M Table 3", "P3M-500-P", {"SAD": sad, "MSE": mse, "MAD": mad}, protocol)
-
-
-def _table4(test_set, values) -> PaperResult:
-    names = ("SAD", "MSE", "MAD", "SAD-T", "MSE-T", "MAD-T", "GRAD", "CONN")
-    return PaperResult("P3M Table 4", test_set, dict(zip(names, values)))
-
-
 GFM_RESULTS = (
-    _table3("B:B", 13.20, 0.0050, 0.0080),
-    _table3("B:N", 13.08, 0.0050, 0.0080),
-    _table3("N:B", 13.54, 0.0048, 0.0078),
-    _table3("N:N", 10.73, 0.0033, 0.0063),
-    _table4("P3M-500-P", (13.20, 0.0050, 0.0080, 8.84, 0.0269, 0.0616, 12.58, 17.75)),
-    _table4("P3M-500-NP", (15.50, 0.0056, 0.0091, 10.16, 0.0268, 0.0620, 14.82, 18.03)),
+    p3m_protocol_row(3, "B:B", 13.20, 0.0050, 0.0080),
+    p3m_protocol_row(3, "B:N", 13.08, 0.0050, 0.0080),
+    p3m_protocol_row(3, "N:B", 13.54, 0.0048, 0.0078),
+    p3m_protocol_row(3, "N:N", 10.73, 0.0033, 0.0063),
+    p3m_table4_row("P3M-500-P", (13.20, 0.0050, 0.0080, 8.84, 0.0269, 0.0616, 12.58, 17.75)),
+    p3m_table4_row("P3M-500-NP", (15.50, 0.0056, 0.0091, 10.16, 0.0268, 0.0620, 14.82, 18.03)),
 )
 
 AM2K_WEIGHTS = WeightsCfg(

@@ -22,7 +22,7 @@ P3M authors and trained on P3M-10k):
 from __future__ import annotations
 
 from mattezoo import MethodSpec, hookimpl
-from mattezoo.spec import PaperResult
+from mattezoo.spec import p3m_protocol_row, p3m_table4_row
 
 HATT_CITATION = (
     "Yu Qiao, Yuhao Liu, Xin Yang, Dongsheng Zhou, Mingliang Xu, Qiang Zhang, Xiaopeng Wei. Attention-Guided "
@@ -31,22 +31,13 @@ HATT_CITATION = (
 OFFICIAL_REPO = "https://github.com/wukaoliu/CVPR2020-HAttMatting"
 
 
-def _table3(protocol, sad, mse, mad) -> PaperResult:
-    return PaperResult("P3M Table 3", "P3M-500-P", {"SAD": sad, "MSE": mse, "MAD": mad}, protocol)
-
-
-def _table4(test_set, values) -> PaperResult:
-    names = ("SAD", "MSE", "MAD", "SAD-T", "MSE-T", "MAD-T", "GRAD", "CONN")
-    return PaperResult("P3M Table 4", test_set, dict(zip(names, values)))
-
-
 HATT_RESULTS = (
-    _table3("B:B", 25.99, 0.0054, 0.0152),
-    _table3("B:N", 26.5, 0.0055, 0.0155),
-    _table3("N:B", 35.02, 0.0103, 0.0204),
-    _table3("N:N", 22.93, 0.0040, 0.0133),
-    _table4("P3M-500-P", (25.99, 0.0054, 0.0152, 11.03, 0.0377, 0.0752, 14.91, 25.29)),
-    _table4("P3M-500-NP", (30.53, 0.0072, 0.0176, 13.48, 0.0403, 0.0803, 19.88, 27.42)),
+    p3m_protocol_row(3, "B:B", 25.99, 0.0054, 0.0152),
+    p3m_protocol_row(3, "B:N", 26.5, 0.0055, 0.0155),
+    p3m_protocol_row(3, "N:B", 35.02, 0.0103, 0.0204),
+    p3m_protocol_row(3, "N:N", 22.93, 0.0040, 0.0133),
+    p3m_table4_row("P3M-500-P", (25.99, 0.0054, 0.0152, 11.03, 0.0377, 0.0752, 14.91, 25.29)),
+    p3m_table4_row("P3M-500-NP", (30.53, 0.0072, 0.0176, 13.48, 0.0403, 0.0803, 19.88, 27.42)),
 )
 
 

@@ -16,7 +16,7 @@ IndexNet has no row in the paper's Table 4.
 from __future__ import annotations
 
 from mattezoo import MethodSpec, hookimpl
-from mattezoo.spec import PaperResult, WeightsCfg
+from mattezoo.spec import WeightsCfg, p3m_protocol_row
 
 INDEXNET_CITATION = (
     "Hao Lu, Yutong Dai, Chunhua Shen, Songcen Xu. Indices Matter: Learning to Index for Deep Image Matting. "
@@ -25,15 +25,11 @@ INDEXNET_CITATION = (
 OFFICIAL_REPO = "https://github.com/poppinace/indexnet_matting"
 
 
-def _table2(protocol, sad, mse, mad) -> PaperResult:
-    return PaperResult("P3M Table 2", "P3M-500-P", {"SAD": sad, "MSE": mse, "MAD": mad}, protocol)
-
-
 INDEXNET_RESULTS = (
-    _table2("B:B", 5.1959, 0.0156, 0.0368),
-    _table2("B:N", 5.2188, 0.0158, 0.0370),
-    _table2("N:B", 5.8267, 0.0202, 0.0420),
-    _table2("N:N", 5.8509, 0.0204, 0.0422),
+    p3m_protocol_row(2, "B:B", 5.1959, 0.0156, 0.0368),
+    p3m_protocol_row(2, "B:N", 5.2188, 0.0158, 0.0370),
+    p3m_protocol_row(2, "N:B", 5.8267, 0.0202, 0.0420),
+    p3m_protocol_row(2, "N:N", 5.8509, 0.0204, 0.0422),
 )
 
 ADOBE_WEIGHTS = WeightsCfg(

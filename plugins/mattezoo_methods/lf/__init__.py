@@ -23,7 +23,7 @@ No weights are registered: the authors' released model is a Keras model
 from __future__ import annotations
 
 from mattezoo import MethodSpec, hookimpl
-from mattezoo.spec import PaperResult
+from mattezoo.spec import p3m_protocol_row, p3m_table4_row
 
 LF_CITATION = (
     "Yunke Zhang, Lixue Gong, Lubin Fan, Peiran Ren, Qixing Huang, Hujun Bao, Weiwei Xu. A Late Fusion CNN for "
@@ -32,22 +32,13 @@ LF_CITATION = (
 OFFICIAL_REPO = "https://github.com/yunkezhang/FusionMatting"
 
 
-def _table3(protocol, sad, mse, mad) -> PaperResult:
-    return PaperResult("P3M Table 3", "P3M-500-P", {"SAD": sad, "MSE": mse, "MAD": mad}, protocol)
-
-
-def _table4(test_set, values) -> PaperResult:
-    names = ("SAD", "MSE", "MAD", "SAD-T", "MSE-T", "MAD-T", "GRAD", "CONN")
-    return PaperResult("P3M Table 4", test_set, dict(zip(names, values)))
-
-
 LF_RESULTS = (
-    _table3("B:B", 42.95, 0.0191, 0.0250),
-    _table3("B:N", 30.84, 0.0129, 0.0178),
-    _table3("N:B", 41.01, 0.0174, 0.0240),
-    _table3("N:N", 31.22, 0.0123, 0.0181),
-    _table4("P3M-500-P", (42.95, 0.0191, 0.0250, 12.43, 0.0421, 0.0824, 42.19, 18.80)),
-    _table4("P3M-500-NP", (32.59, 0.0131, 0.0188, 14.53, 0.0420, 0.0825, 31.93, 19.50)),
+    p3m_protocol_row(3, "B:B", 42.95, 0.0191, 0.0250),
+    p3m_protocol_row(3, "B:N", 30.84, 0.0129, 0.0178),
+    p3m_protocol_row(3, "N:B", 41.01, 0.0174, 0.0240),
+    p3m_protocol_row(3, "N:N", 31.22, 0.0123, 0.0181),
+    p3m_table4_row("P3M-500-P", (42.95, 0.0191, 0.0250, 12.43, 0.0421, 0.0824, 42.19, 18.80)),
+    p3m_table4_row("P3M-500-NP", (32.59, 0.0131, 0.0188, 14.53, 0.0420, 0.0825, 31.93, 19.50)),
 )
 
 

@@ -22,7 +22,7 @@ Paper numbers, as the P3M paper prints them:
 from __future__ import annotations
 
 from mattezoo import MethodSpec, hookimpl
-from mattezoo.spec import PaperResult, WeightsCfg
+from mattezoo.spec import PaperResult, WeightsCfg, p3m_table4_row
 
 P3M_CITATION = (
     "Jizhizi Li, Sihan Ma, Jing Zhang, Dacheng Tao. Privacy-Preserving Portrait Matting. "
@@ -49,10 +49,6 @@ def _sad_mse_mad(source, test_set, sad, mse, mad, protocol=None) -> PaperResult:
     return PaperResult(source, test_set, {"SAD": sad, "MSE": mse, "MAD": mad}, protocol)
 
 
-def _table4(test_set, values) -> PaperResult:
-    names = ("SAD", "MSE", "MAD", "SAD-T", "MSE-T", "MAD-T", "GRAD", "CONN")
-    return PaperResult("P3M Table 4", test_set, dict(zip(names, values)))
-
 
 # Table 5: (tfi, sbfi, dbfi) -> (P3M-500-P SAD/MSE/MAD, P3M-500-NP SAD/MSE/MAD).
 # The MAD 0.00066 of the TFI-only row is printed so in the paper (0.0066 would
@@ -77,8 +73,8 @@ P3M_NET_RESULTS = (
     _sad_mse_mad("P3M Table 3", "P3M-500-P", 9.22, 0.0028, 0.0053, "B:N"),
     _sad_mse_mad("P3M Table 3", "P3M-500-P", 11.22, 0.0040, 0.0065, "N:B"),
     _sad_mse_mad("P3M Table 3", "P3M-500-P", 9.06, 0.0028, 0.0053, "N:N"),
-    _table4("P3M-500-P", (8.73, 0.0026, 0.0051, 6.89, 0.0193, 0.0478, 8.22, 13.88)),
-    _table4("P3M-500-NP", (11.23, 0.0035, 0.0065, 7.65, 0.0173, 0.0466, 10.35, 12.51)),
+    p3m_table4_row("P3M-500-P", (8.73, 0.0026, 0.0051, 6.89, 0.0193, 0.0478, 8.22, 13.88)),
+    p3m_table4_row("P3M-500-NP", (11.23, 0.0035, 0.0065, 7.65, 0.0173, 0.0466, 10.35, 12.51)),
     *_table5_rows(),
 )
 

@@ -22,7 +22,7 @@ P3M authors and trained on P3M-10k):
 from __future__ import annotations
 
 from mattezoo import MethodSpec, hookimpl
-from mattezoo.spec import PaperResult
+from mattezoo.spec import p3m_protocol_row, p3m_table4_row
 
 SHM_CITATION = (
     "Quan Chen, Tiezheng Ge, Yanyu Xu, Zhiqiang Zhang, Xinxin Yang, Kun Gai. Semantic Human Matting. "
@@ -30,22 +30,13 @@ SHM_CITATION = (
 )
 
 
-def _table3(protocol, sad, mse, mad) -> PaperResult:
-    return PaperResult("P3M Table 3", "P3M-500-P", {"SAD": sad, "MSE": mse, "MAD": mad}, protocol)
-
-
-def _table4(test_set, values) -> PaperResult:
-    names = ("SAD", "MSE", "MAD", "SAD-T", "MSE-T", "MAD-T", "GRAD", "CONN")
-    return PaperResult("P3M Table 4", test_set, dict(zip(names, values)))
-
-
 SHM_RESULTS = (
-    _table3("B:B", 21.56, 0.0100, 0.0125),
-    _table3("B:N", 24.33, 0.0116, 0.0140),
-    _table3("N:B", 23.91, 0.0115, 0.0139),
-    _table3("N:N", 17.13, 0.0075, 0.0099),
-    _table4("P3M-500-P", (21.56, 0.0100, 0.0125, 9.14, 0.0255, 0.0545, 21.24, 17.53)),
-    _table4("P3M-500-NP", (20.77, 0.0093, 0.0122, 9.14, 0.0255, 0.0545, 20.30, 17.09)),
+    p3m_protocol_row(3, "B:B", 21.56, 0.0100, 0.0125),
+    p3m_protocol_row(3, "B:N", 24.33, 0.0116, 0.0140),
+    p3m_protocol_row(3, "N:B", 23.91, 0.0115, 0.0139),
+    p3m_protocol_row(3, "N:N", 17.13, 0.0075, 0.0099),
+    p3m_table4_row("P3M-500-P", (21.56, 0.0100, 0.0125, 9.14, 0.0255, 0.0545, 21.24, 17.53)),
+    p3m_table4_row("P3M-500-NP", (20.77, 0.0093, 0.0122, 9.14, 0.0255, 0.0545, 20.30, 17.09)),
 )
 
 
