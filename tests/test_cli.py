@@ -5,6 +5,8 @@ import sys
 import numpy as np
 import pytest
 
+import mattezoo
+
 from mattezoo.cli import main
 from mattezoo.images import read_matte, write_png
 from mattezoo.testing import registered_plugin, sample_inputs
@@ -24,8 +26,10 @@ def test_list_table_and_json(toys, capsys):
     assert "extension:" in out
     assert main(["list", "--json", "--family", "trimap-based"]) == 0
     data = json.loads(capsys.readouterr().out)
-    assert [m["name"] for m in data["methods"]] == ["luma_fill"]
-    assert data["methods"][0]["trimap"] is True
+    names = [m["name"] for m in data["methods"]]
+    assert names == mattezoo.list_methods(family="trimap-based")
+    assert {"luma_fill", "dim", "gca"} <= set(names) and "tiny_net" not in names and "closed_form" not in names
+    assert all(m["trimap"] is True for m in data["methods"])
 
 
 def test_info_shows_options(toys, capsys):
