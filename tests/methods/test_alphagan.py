@@ -30,6 +30,8 @@ from mattezoo_methods.alphagan.inference import UNKNOWN_CHANNEL, encode
 from mattezoo_methods.alphagan.model import AlphaGAN, build_alphagan
 from mattezoo_methods.alphagan.recipe import ALPHAGAN_WEIGHTS, alphagan_losses, alphagan_recipe
 
+from disc_batches import disc_batch
+
 torchvision = pytest.importorskip("torchvision")
 
 
@@ -44,14 +46,7 @@ def random_trimap(shape, seed: int) -> torch.Tensor:
 
 
 def synthetic_batch(size: int = 32, batch: int = 2) -> dict[str, torch.Tensor]:
-    gen = torch.Generator().manual_seed(11)
-    yy, xx = torch.meshgrid(torch.arange(size), torch.arange(size), indexing="ij")
-    alpha = ((size * 0.3 - torch.hypot(yy - size / 2, xx - size / 2)) / 3 + 0.5).clamp(0, 1)[None, None].repeat(batch, 1, 1, 1)
-    trimap = torch.where(alpha == 1, 1.0, torch.where(alpha == 0, 0.0, 0.5))
-    trimap = torch.where((trimap == 0) & (F.max_pool2d(alpha, 5, 1, 2) > 0), 0.5, trimap)
-    fg = torch.rand(batch, 3, 1, 1, generator=gen).expand(batch, 3, size, size) * 0.5 + 0.5
-    bg = torch.rand(batch, 3, size, size, generator=gen) * 0.5
-    return {"image": alpha * fg + (1 - alpha) * bg, "alpha": alpha, "trimap": trimap, "fg": fg, "bg": bg}
+    return disc_batch(size, batch, ramp=3)
 
 
 # --- structure ---------------------------------------------------------------------

@@ -42,6 +42,8 @@ from mattezoo_methods.dim.inference import padded_size
 from mattezoo_methods.dim.model import DIM, build_dim, encode_inputs
 from mattezoo_methods.dim.recipe import DIM_WEIGHTS, dim_losses, dim_recipe
 
+from disc_batches import disc_batch
+
 DATA = Path(__file__).parent / "data"
 GRID = (slice(1, None, 4), slice(1, None, 4))  # the pixels the output fixture holds
 MEAN = torch.tensor([123.675, 116.28, 103.53]).view(1, 3, 1, 1)
@@ -425,13 +427,7 @@ def test_recipe_refuses_bad_options_and_a_model_without_refiner():
 
 def smooth_batch(size: int = 64, batch: int = 2) -> dict[str, torch.Tensor]:
     """A learnable batch: a disc whose alpha ramps across the unknown ring, composited on noise."""
-    gen = torch.Generator().manual_seed(11)
-    yy, xx = torch.meshgrid(torch.arange(size), torch.arange(size), indexing="ij")
-    alpha = ((size * 0.3 - torch.hypot(yy - size / 2, xx - size / 2)) / 6 + 0.5).clamp(0, 1)[None, None].repeat(batch, 1, 1, 1)
-    trimap = torch.where(alpha == 1, 1.0, torch.where(alpha == 0, 0.0, 0.5))
-    fg = torch.rand(batch, 3, 1, 1, generator=gen).expand(batch, 3, size, size) * 0.5 + 0.5
-    bg = torch.rand(batch, 3, size, size, generator=gen) * 0.5
-    return {"image": alpha * fg + (1 - alpha) * bg, "alpha": alpha, "trimap": trimap, "fg": fg, "bg": bg}
+    return disc_batch(size, batch, widen_unknown=False)
 
 
 def test_loss_decreases_over_a_few_steps(seeded_model):

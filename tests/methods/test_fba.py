@@ -41,6 +41,8 @@ from mattezoo_methods.fba.encoding import distance_maps, two_channel_trimap
 from mattezoo_methods.fba.model import FBA, build_fba, fba_fusion
 from mattezoo_methods.fba.recipe import FBA_WEIGHTS, exclusion_loss, fba_losses, fba_recipe, gradient_loss
 
+from disc_batches import disc_batch
+
 DATA = Path(__file__).parent / "data"
 GRID = (slice(1, None, 4), slice(1, None, 4))  # the pixels of the network fixture
 ODD_GRID = (slice(0, None, 3), slice(0, None, 3))  # the pixels of the demo.pred fixture
@@ -340,14 +342,7 @@ def test_paper_rows_of_p3m_table_2():
 
 
 def synthetic_batch(size: int = 32, batch: int = 2) -> dict[str, torch.Tensor]:
-    gen = torch.Generator().manual_seed(11)
-    yy, xx = torch.meshgrid(torch.arange(size), torch.arange(size), indexing="ij")
-    alpha = ((size * 0.3 - torch.hypot(yy - size / 2, xx - size / 2)) / 4 + 0.5).clamp(0, 1)[None, None].repeat(batch, 1, 1, 1)
-    trimap = torch.where(alpha == 1, 1.0, torch.where(alpha == 0, 0.0, 0.5))
-    trimap = torch.where((trimap == 0) & (torch.nn.functional.max_pool2d(alpha, 5, 1, 2) > 0), 0.5, trimap)
-    fg = torch.rand(batch, 3, 1, 1, generator=gen).expand(batch, 3, size, size) * 0.5 + 0.5
-    bg = torch.rand(batch, 3, size, size, generator=gen) * 0.5
-    return {"image": alpha * fg + (1 - alpha) * bg, "alpha": alpha, "trimap": trimap, "fg": fg, "bg": bg}
+    return disc_batch(size, batch, ramp=4)
 
 
 def test_gradient_loss_is_the_l1_of_finite_differences_inside_the_region():

@@ -34,6 +34,8 @@ import torch.nn.functional as F
 import mattezoo
 from mattezoo.errors import CheckpointError, InputError, InvalidOptionError
 
+from disc_batches import disc_batch
+
 DATA = Path(__file__).parent / "data"
 NET_GRID = (slice(1, None, 4), slice(1, None, 4))
 PICTURE_GRID = (slice(1, None, 3), slice(1, None, 3))
@@ -422,14 +424,7 @@ def test_paper_rows_of_p3m_table_2():
 
 
 def synthetic_batch(size: int = 64, batch: int = 2) -> dict[str, torch.Tensor]:
-    gen = torch.Generator().manual_seed(11)
-    yy, xx = torch.meshgrid(torch.arange(size), torch.arange(size), indexing="ij")
-    alpha = ((size * 0.3 - torch.hypot(yy - size / 2, xx - size / 2)) / 6 + 0.5).clamp(0, 1)[None, None].repeat(batch, 1, 1, 1)
-    trimap = torch.where(alpha == 1, 1.0, torch.where(alpha == 0, 0.0, 0.5))
-    trimap = torch.where((trimap == 0) & (F.max_pool2d(alpha, 5, 1, 2) > 0), 0.5, trimap)
-    fg = torch.rand(batch, 3, 1, 1, generator=gen).expand(batch, 3, size, size) * 0.5 + 0.5
-    bg = torch.rand(batch, 3, size, size, generator=gen) * 0.5
-    return {"image": alpha * fg + (1 - alpha) * bg, "alpha": alpha, "trimap": trimap}
+    return disc_batch(size, batch, ramp=6)
 
 
 def test_loss_is_the_official_unknown_region_l1(seeded_model):

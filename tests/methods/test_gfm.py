@@ -34,6 +34,7 @@ from mattezoo_methods.gfm.model import GFM, build_gfm
 from mattezoo_methods.gfm.recipe import GFM_WEIGHTS, gfm_losses, gfm_recipe
 
 from strategy_checks import PassRecorder, skimage_reference
+from disc_batches import disc_batch
 
 DATA = Path(__file__).parent / "data"
 GRID = (slice(1, None, 4), slice(1, None, 4))  # the pixels the output fixture holds
@@ -407,14 +408,7 @@ def official_gfm_loss(glance_sigmoid, focus, fused, image, alpha, trimap, fg, bg
 
 
 def synthetic_batch(size: int = 64, batch: int = 2) -> dict[str, torch.Tensor]:
-    gen = torch.Generator().manual_seed(11)
-    yy, xx = torch.meshgrid(torch.arange(size), torch.arange(size), indexing="ij")
-    alpha = ((size * 0.3 - torch.hypot(yy - size / 2, xx - size / 2)) / 6 + 0.5).clamp(0, 1)[None, None].repeat(batch, 1, 1, 1)
-    trimap = torch.where(alpha == 1, 1.0, torch.where(alpha == 0, 0.0, 0.5))
-    trimap = torch.where((trimap == 0) & (torch.nn.functional.max_pool2d(alpha, 5, 1, 2) > 0), 0.5, trimap)
-    fg = torch.rand(batch, 3, 1, 1, generator=gen).expand(batch, 3, size, size) * 0.5 + 0.5
-    bg = torch.rand(batch, 3, size, size, generator=gen) * 0.5
-    return {"image": alpha * fg + (1 - alpha) * bg, "alpha": alpha, "trimap": trimap, "fg": fg, "bg": bg}
+    return disc_batch(size, batch, ramp=6)
 
 
 def test_losses_equal_the_official_formulas(seeded_model):

@@ -41,6 +41,8 @@ from mattezoo_methods.hatt.blocks import ChannelAttention, PatchDiscriminator, S
 from mattezoo_methods.hatt.model import HAttMatting, HAttOutput, build_hatt
 from mattezoo_methods.hatt.recipe import HATT_WEIGHTS, hatt_losses, hatt_recipe, ssim
 
+from disc_batches import disc_batch
+
 DATA = Path(__file__).parent / "data"
 
 
@@ -453,12 +455,7 @@ def test_recipe_options_and_the_missing_discriminator_are_refused():
 
 
 def synthetic_batch(size: int = 32, batch: int = 2) -> dict[str, torch.Tensor]:
-    gen = torch.Generator().manual_seed(11)
-    yy, xx = torch.meshgrid(torch.arange(size), torch.arange(size), indexing="ij")
-    alpha = ((size * 0.3 - torch.hypot(yy - size / 2, xx - size / 2)) / 3 + 0.5).clamp(0, 1)[None, None].repeat(batch, 1, 1, 1)
-    fg = torch.rand(batch, 3, 1, 1, generator=gen).expand(batch, 3, size, size) * 0.5 + 0.5
-    bg = torch.rand(batch, 3, size, size, generator=gen) * 0.5
-    return {"image": alpha * fg + (1 - alpha) * bg, "alpha": alpha}
+    return disc_batch(size, batch, ramp=3)
 
 
 def test_loss_decreases_over_a_few_steps():

@@ -38,6 +38,8 @@ from mattezoo_methods.indexnet.recipe import (
     INDEXNET_LR, indexnet_losses, indexnet_recipe, official_parameter_groups,
 )
 
+from disc_batches import disc_batch
+
 DATA = Path(__file__).parent / "data"
 GRID = (slice(1, None, 4), slice(1, None, 4))  # the pixels the output fixture holds
 FIXTURE_SIZE = (50, 70)  # not a multiple of 32: the demo resizes it to 64×96 and back
@@ -425,14 +427,7 @@ def official_weighted_loss(pred, alpha, trimap, fg, bg, image, wl=0.5, epsilon=1
 
 
 def synthetic_batch(size: int = 64, batch: int = 2) -> dict[str, torch.Tensor]:
-    gen = torch.Generator().manual_seed(11)
-    yy, xx = torch.meshgrid(torch.arange(size), torch.arange(size), indexing="ij")
-    alpha = ((size * 0.3 - torch.hypot(yy - size / 2, xx - size / 2)) / 6 + 0.5).clamp(0, 1)[None, None].repeat(batch, 1, 1, 1)
-    trimap = torch.where(alpha == 1, 1.0, torch.where(alpha == 0, 0.0, 0.5))
-    trimap = torch.where((trimap == 0) & (torch.nn.functional.max_pool2d(alpha, 5, 1, 2) > 0), 0.5, trimap)
-    fg = torch.rand(batch, 3, 1, 1, generator=gen).expand(batch, 3, size, size) * 0.5 + 0.5
-    bg = torch.rand(batch, 3, size, size, generator=gen) * 0.5
-    return {"image": alpha * fg + (1 - alpha) * bg, "alpha": alpha, "trimap": trimap, "fg": fg, "bg": bg}
+    return disc_batch(size, batch, ramp=6)
 
 
 def test_losses_equal_the_official_weighted_loss():

@@ -25,6 +25,8 @@ from mattezoo_methods.shm.inference import pad_to_multiple, working_size
 from mattezoo_methods.shm.model import IMAGENET_MEAN, IMAGENET_STD, SHM, build_shm, fuse, trimap_one_hot
 from mattezoo_methods.shm.recipe import GAMMA, LAMBDA_T, SHM_LR, shm_recipe
 
+from disc_batches import disc_batch
+
 SIZE = 32  # the smallest side the M-Net's four poolings and the T-Net's 1/8 features make interesting
 
 
@@ -339,14 +341,7 @@ def test_spec_carries_the_p3m_paper_rows():
 
 
 def synthetic_batch(size: int = SIZE, batch: int = 2) -> dict[str, torch.Tensor]:
-    gen = torch.Generator().manual_seed(11)
-    yy, xx = torch.meshgrid(torch.arange(size), torch.arange(size), indexing="ij")
-    alpha = ((size * 0.3 - torch.hypot(yy - size / 2, xx - size / 2)) / 3 + 0.5).clamp(0, 1)[None, None].repeat(batch, 1, 1, 1)
-    trimap = torch.where(alpha == 1, 1.0, torch.where(alpha == 0, 0.0, 0.5))
-    trimap = torch.where((trimap == 0) & (F.max_pool2d(alpha, 5, 1, 2) > 0), 0.5, trimap)
-    fg = torch.rand(batch, 3, 1, 1, generator=gen).expand(batch, 3, size, size) * 0.5 + 0.5
-    bg = torch.rand(batch, 3, size, size, generator=gen) * 0.5
-    return {"image": alpha * fg + (1 - alpha) * bg, "alpha": alpha, "trimap": trimap, "fg": fg, "bg": bg}
+    return disc_batch(size, batch, ramp=3)
 
 
 def reference_prediction_loss(fused, batch):
