@@ -6,6 +6,8 @@
 - :mod:`.knn_search`: exact KD-tree k-nearest-neighbour search.
 - :mod:`.solver`: preconditioned conjugate gradients (incomplete Cholesky,
   AMG or Jacobi preconditioners).
+- :mod:`.data_term`: the matting Laplacian plus a per-pixel data term, the
+  smoothing step of the sampling methods.
 - :mod:`.foreground`: multi-level foreground estimation for clean cutouts.
 - :mod:`.sampling`: the steps of the sampling-based methods (shared and
   global sampling), compiled, with NumPy fallbacks.
@@ -14,6 +16,7 @@ The methods themselves are plugins (``mattezoo_methods.closed_form``,
 ``mattezoo_methods.knn``).
 """
 
+from .data_term import solve_with_data_term
 from .foreground import estimate_foreground
 from .knn_search import knn_search
 from .laplacian import LinearSystem, cf_laplacian, cf_laplacian_system, knn_laplacian_system
@@ -52,5 +55,6 @@ __all__ = [
     "select_sample_pairs",
     "smooth_locally",
     "solve_cg",
+    "solve_with_data_term",
     "split_trimap",
 ]

@@ -39,10 +39,9 @@ drawn in ``[-r, r]²`` and clamped to the lists; the random numbers hash
 from __future__ import annotations
 
 import numpy as np
-import scipy.sparse
 
 from mattezoo import MethodSpec, PaperResult, hookimpl
-from mattezoo.classical import as_float_image, cf_laplacian_system, solve_cg, split_trimap
+from mattezoo.classical import as_float_image, solve_with_data_term, split_trimap
 from mattezoo.classical._sampling_reference import distortion
 from mattezoo.classical.method import TrimapPropagationMethod
 from mattezoo.classical.sampling import (
@@ -113,11 +112,9 @@ def estimate_alpha_global_sampling(image, trimap, *, kappa: float = 1.0, iterati
     fg, bg = flat[fg_samples[search.fg_choice]], flat[bg_samples[search.bg_choice]]
     color_cost = COLOR_SCALE * distortion(flat[pixels], fg, bg, search.alpha)
     weights = gamma * np.exp(-color_cost / sigma)
-    # The Laplacian's rows are the unknown pixels in raster order, as `pixels`.
-    system = cf_laplacian_system(image, regions.unknown, known_alpha, epsilon=epsilon)
-    matrix = system.matrix + scipy.sparse.diags(weights)
-    x = solve_cg(matrix, system.rhs + weights * search.alpha, preconditioner=preconditioner, rtol=rtol, maxiter=maxiter)
-    return np.clip(system.scatter(x, known_alpha), 0.0, 1.0)
+    # `pixels` are the unknown pixels in raster order, as the solve expects.
+    return solve_with_data_term(image, regions, search.alpha, weights, epsilon=epsilon,
+                                preconditioner=preconditioner, rtol=rtol, maxiter=maxiter)
 
 
 class GlobalSampling(TrimapPropagationMethod):
