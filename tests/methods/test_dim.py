@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import json
 import math
-import zlib
 from pathlib import Path
 
 import pytest
@@ -43,6 +42,7 @@ from mattezoo_methods.dim.model import DIM, build_dim, encode_inputs
 from mattezoo_methods.dim.recipe import DIM_WEIGHTS, dim_losses, dim_recipe
 
 from disc_batches import disc_batch
+from seeded_weights import seeded_tensor as shared_seeded_tensor
 
 DATA = Path(__file__).parent / "data"
 GRID = (slice(1, None, 4), slice(1, None, 4))  # the pixels the output fixture holds
@@ -64,13 +64,8 @@ WEIGHT_SCALE = {"backbone.decoder.deconv1.weight": 10.0}
 
 
 def seeded_tensor(name: str, shape: tuple[int, ...]) -> torch.Tensor:
-    """A deterministic tensor for one key: its own generator, seeded by the key's CRC32."""
-    gen = torch.Generator().manual_seed(zlib.crc32(name.encode()))
-    if len(shape) == 4:  # conv: He-scaled
-        fan_in = shape[1] * shape[2] * shape[3]
-        return math.sqrt(2.0 / fan_in) * WEIGHT_SCALE.get(name, 1.0) * torch.randn(shape, generator=gen)
-    return 0.05 * torch.randn(shape, generator=gen)
-
+    """The fixture's weights: no BatchNorm special cases (the mmagic fixture was made without them)."""
+    return shared_seeded_tensor(name, shape, kernel_gain=WEIGHT_SCALE.get(name, 1.0), norm_layers=False)
 
 def seeded_official_state(stage1: bool = False) -> dict[str, torch.Tensor]:
     doc = official_layout()

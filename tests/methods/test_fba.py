@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import json
 import math
-import zlib
 from pathlib import Path
 
 import numpy as np
@@ -42,6 +41,7 @@ from mattezoo_methods.fba.model import FBA, build_fba, fba_fusion
 from mattezoo_methods.fba.recipe import FBA_WEIGHTS, exclusion_loss, fba_losses, fba_recipe, gradient_loss
 
 from disc_batches import disc_batch
+from seeded_weights import seeded_tensor as shared_seeded_tensor
 
 DATA = Path(__file__).parent / "data"
 GRID = (slice(1, None, 4), slice(1, None, 4))  # the pixels of the network fixture
@@ -54,14 +54,8 @@ def official_layout() -> tuple[list[tuple[str, tuple[int, ...]]], int]:
 
 
 def seeded_tensor(name: str, shape: tuple[int, ...]) -> torch.Tensor:
-    """A deterministic tensor for one key: its own generator, seeded by the key's CRC32."""
-    gen = torch.Generator().manual_seed(zlib.crc32(name.encode()))
-    if len(shape) == 4:  # conv: He-scaled (the WS convs standardise it anyway)
-        return math.sqrt(2.0 / (shape[1] * shape[2] * shape[3])) * torch.randn(shape, generator=gen)
-    if name.endswith(".weight"):  # GroupNorm scale
-        return 1.0 + 0.1 * torch.randn(shape, generator=gen)
-    return 0.05 * torch.randn(shape, generator=gen)
-
+    """The fixture's weights (the WS convs standardise the He scale anyway)."""
+    return shared_seeded_tensor(name, shape)
 
 def seeded_official_state() -> dict[str, torch.Tensor]:
     return {key: seeded_tensor(key, shape) for key, shape in official_layout()[0]}

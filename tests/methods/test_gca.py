@@ -35,6 +35,7 @@ import mattezoo
 from mattezoo.errors import CheckpointError, InputError, InvalidOptionError
 
 from disc_batches import disc_batch
+from seeded_weights import seeded_tensor as shared_seeded_tensor
 
 DATA = Path(__file__).parent / "data"
 NET_GRID = (slice(1, None, 4), slice(1, None, 4))
@@ -50,22 +51,8 @@ def official_layout() -> tuple[list[tuple[str, tuple[int, ...]]], int, int]:
 
 
 def seeded_tensor(name: str, shape: tuple[int, ...]) -> torch.Tensor:
-    """A deterministic tensor for one key: its own generator, seeded by the key's CRC32."""
-    gen = torch.Generator().manual_seed(zlib.crc32(name.encode()))
-    leaf = name.rsplit(".", 1)[-1]
-    if leaf == "num_batches_tracked":
-        return torch.tensor(0)
-    if leaf == "running_mean":
-        return 0.1 * torch.randn(shape, generator=gen)
-    if leaf == "running_var":
-        return 0.75 + 0.5 * torch.rand(shape, generator=gen)
-    if len(shape) == 4:  # conv kernels, He-scaled
-        fan_in = shape[1] * shape[2] * shape[3]
-        return math.sqrt(2.0 / fan_in) / HEAD_SHRINK.get(name, 1.0) * torch.randn(shape, generator=gen)
-    if leaf == "weight" and len(shape) == 1:  # BatchNorm scale
-        return 1.0 + 0.1 * torch.randn(shape, generator=gen)
-    return 0.05 * torch.randn(shape, generator=gen)
-
+    """The fixture's weights, with the head shrunk."""
+    return shared_seeded_tensor(name, shape, kernel_gain=1.0 / HEAD_SHRINK.get(name, 1.0))
 
 def spectral_vectors(prefix: str, weight_bar: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """``(u, v)`` with ``sigma = u · (W v)`` a seeded value in [1, 1.2].

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import json
 import math
-import zlib
 from pathlib import Path
 
 import numpy as np
@@ -35,6 +34,7 @@ from mattezoo_methods.gfm.recipe import GFM_WEIGHTS, gfm_losses, gfm_recipe
 
 from strategy_checks import PassRecorder, skimage_reference
 from disc_batches import disc_batch
+from seeded_weights import seeded_tensor as shared_seeded_tensor
 
 DATA = Path(__file__).parent / "data"
 GRID = (slice(1, None, 4), slice(1, None, 4))  # the pixels the output fixture holds
@@ -64,22 +64,8 @@ HEAD_SHRINK = {"resnet.conv1.weight": 255.0, "decoder0_g.6.weight": 40.0, "decod
 
 
 def seeded_tensor(name: str, shape: tuple[int, ...]) -> torch.Tensor:
-    """A deterministic tensor for one (canonical) key: its own generator, seeded by the key's CRC32."""
-    gen = torch.Generator().manual_seed(zlib.crc32(name.encode()))
-    leaf = name.rsplit(".", 1)[-1]
-    if leaf == "num_batches_tracked":
-        return torch.tensor(0)
-    if leaf == "running_mean":
-        return 0.1 * torch.randn(shape, generator=gen)
-    if leaf == "running_var":
-        return 0.75 + 0.5 * torch.rand(shape, generator=gen)
-    if len(shape) == 4:  # conv: He-scaled so activations keep their size
-        fan_in = shape[1] * shape[2] * shape[3]
-        return math.sqrt(2.0 / fan_in) / HEAD_SHRINK.get(name, 1.0) * torch.randn(shape, generator=gen)
-    if leaf == "weight" and len(shape) == 1:  # BatchNorm scale
-        return 1.0 + 0.1 * torch.randn(shape, generator=gen)
-    return 0.05 * torch.randn(shape, generator=gen)
-
+    """The fixture's weights for one (canonical) key, with the heads shrunk."""
+    return shared_seeded_tensor(name, shape, kernel_gain=1.0 / HEAD_SHRINK.get(name, 1.0))
 
 def seeded_official_state() -> dict[str, torch.Tensor]:
     """Seeded weights under every official key; alias keys share their tensor, as in a real save."""

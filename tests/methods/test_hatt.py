@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import json
 import math
-import zlib
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -42,6 +41,7 @@ from mattezoo_methods.hatt.model import HAttMatting, HAttOutput, build_hatt
 from mattezoo_methods.hatt.recipe import HATT_WEIGHTS, hatt_losses, hatt_recipe, ssim
 
 from disc_batches import disc_batch
+from seeded_weights import seeded_tensor as shared_seeded_tensor
 
 DATA = Path(__file__).parent / "data"
 
@@ -52,23 +52,9 @@ def imagenet_layout() -> tuple[list[tuple[str, tuple[int, ...]]], int]:
 
 
 def seeded_tensor(name: str, shape: tuple[int, ...]) -> torch.Tensor:
-    """A deterministic tensor for one key: its own generator, seeded by the key's CRC32."""
-    gen = torch.Generator().manual_seed(zlib.crc32(name.encode()))
-    leaf = name.rsplit(".", 1)[-1]
-    if leaf == "num_batches_tracked":
-        return torch.tensor(0)
-    if leaf == "running_mean":
-        return 0.1 * torch.randn(shape, generator=gen)
-    if leaf == "running_var":
-        return 0.75 + 0.5 * torch.rand(shape, generator=gen)
-    if len(shape) >= 2:  # conv / linear: He-scaled so activations keep their size
-        fan_in = math.prod(shape[1:])
-        return math.sqrt(2.0 / fan_in) * torch.randn(shape, generator=gen)
-    if leaf == "weight":  # BatchNorm scale; small at the end of a residual branch, or 33 blocks compound
-        scale = 0.1 if name.endswith(".bn3.weight") else 1.0
-        return scale * (1.0 + 0.1 * torch.randn(shape, generator=gen))
-    return 0.05 * torch.randn(shape, generator=gen)
-
+    """The fixture's weights: linear layers He-scaled too, and the BatchNorm scale small at the end of a
+    residual branch (``bn3``), or 33 blocks compound."""
+    return shared_seeded_tensor(name, shape, kernel_dims=2, norm_gain=0.1 if name.endswith(".bn3.weight") else 1.0)
 
 def seeded_state(model: torch.nn.Module, prefix: str = "") -> dict[str, torch.Tensor]:
     return {k: seeded_tensor(prefix + k, tuple(v.shape)) for k, v in model.state_dict().items()}

@@ -23,7 +23,6 @@ from __future__ import annotations
 import contextlib
 import json
 import math
-import zlib
 from pathlib import Path
 
 import numpy as np
@@ -39,6 +38,7 @@ from mattezoo_methods.indexnet.recipe import (
 )
 
 from disc_batches import disc_batch
+from seeded_weights import key_generator, seeded_tensor as shared_seeded_tensor
 
 DATA = Path(__file__).parent / "data"
 GRID = (slice(1, None, 4), slice(1, None, 4))  # the pixels the output fixture holds
@@ -59,24 +59,10 @@ VARIANTS = {
 
 
 def seeded_tensor(name: str, shape: tuple[int, ...]) -> torch.Tensor:
-    """A deterministic tensor for one key: its own generator, seeded by the key's CRC32."""
-    gen = torch.Generator().manual_seed(zlib.crc32(name.encode()))
-    leaf = name.rsplit(".", 1)[-1]
-    if leaf == "num_batches_tracked":
-        return torch.tensor(0)
-    if leaf == "running_mean":
-        return 0.1 * torch.randn(shape, generator=gen)
-    if leaf == "running_var":
-        return 0.75 + 0.5 * torch.rand(shape, generator=gen)
-    if name == "pred.1.weight":  # the last conv: positive, so the raw matte spreads over [0,1] instead of clipping at 0
-        return 0.2 * torch.randn(shape, generator=gen).abs()
-    if len(shape) == 4:  # conv: He-scaled by fan-in so activations keep their size
-        fan_in = shape[1] * shape[2] * shape[3]
-        return math.sqrt(2.0 / fan_in) * torch.randn(shape, generator=gen)
-    if leaf == "weight":  # BatchNorm scale
-        return 1.0 + 0.1 * torch.randn(shape, generator=gen)
-    return 0.05 * torch.randn(shape, generator=gen)
-
+    """The fixture's weights; the last conv is positive, so the raw matte spreads over [0,1] instead of clipping at 0."""
+    if name == "pred.1.weight":
+        return 0.2 * torch.randn(shape, generator=key_generator(name)).abs()
+    return shared_seeded_tensor(name, shape)
 
 def seeded_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
     return {k: seeded_tensor(k, tuple(v.shape)) for k, v in model.state_dict().items()}
