@@ -197,3 +197,23 @@ def test_predict_strategy_errors(tmp_path, capsys):
     assert main(base + ["--method", "basic", "--strategy", "hybrid", "-o", "strategy=resize"]) == 2
     assert "both given" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
+
+
+def test_predict_warns_when_a_learned_method_has_no_weights(tmp_path, capsys):
+    from mattezoo.cli import main
+
+    write_png(tmp_path / "a.png", sample_inputs(16, 16)[0])
+    argv = ["predict", str(tmp_path / "a.png"), "--method", "tiny_net"]
+    assert main(argv + ["--out", str(tmp_path / "random")]) == 0
+    err = capsys.readouterr().err
+    assert "'tiny_net' has no trained weights (no --checkpoint given)" in err and "random initialisation" in err
+    # With weights, no warning; a classical method needs none.
+    checkpoint = tmp_path / "tiny.pth"
+    torch.save(mattezoo.create_method("tiny_net").state_dict(), checkpoint)
+    assert main(argv + ["--checkpoint", str(checkpoint), "--out", str(tmp_path / "trained")]) == 0
+    assert "no trained weights" not in capsys.readouterr().err
+    trimap = tmp_path / "t.png"
+    write_png(trimap, np.repeat(np.array([0, 128, 255], np.uint8), [5, 6, 5])[None].repeat(16, 0))
+    assert main(["predict", str(tmp_path / "a.png"), "--method", "closed_form", "--trimap", str(trimap),
+                 "--out", str(tmp_path / "cf")]) == 0
+    assert "no trained weights" not in capsys.readouterr().err

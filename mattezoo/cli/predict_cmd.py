@@ -6,6 +6,7 @@ import ast
 import sys
 from pathlib import Path
 
+import torch
 from tqdm import tqdm
 
 from ..errors import InputError, InvalidOptionError, MattezooError
@@ -109,7 +110,17 @@ def trimap_method(args):
         options["pretrained"] = args.trimap_checkpoint
     if args.device:
         options["device"] = args.device
-    return create_method(args.trimap_from, **options)
+    maker = create_method(args.trimap_from, **options)
+    warn_if_untrained(args.trimap_from, maker, options, "--trimap-checkpoint")
+    return maker
+
+
+def warn_if_untrained(name: str, method, options: dict, flag: str) -> None:
+    """Say so when a learned method runs from random initialisation: its mattes then mean nothing."""
+    if isinstance(method, torch.nn.Module) and options.get("pretrained") is None and split_name_tag(name)[1] is None:
+        print(f"mattezoo predict: warning: {name!r} has no trained weights (no {flag} given), so it runs from random "
+              f"initialisation and its output is not a real matte. Pass {flag} PATH, or a weight tag "
+              f"({name}.TAG) resolved in MATTEZOO_WEIGHTS.", file=sys.stderr)
 
 
 def _pairs(args) -> list[tuple[Path, Path | None]]:
@@ -145,6 +156,7 @@ def run(args) -> int:
         options["device"] = args.device
     method = create_method(args.method, **options)
     spec = spec_of(method)
+    warn_if_untrained(args.method, method, options, "--checkpoint")
     if not spec.needs_trimap and (args.trimap is not None or args.trimap_from is not None):
         raise InputError(f"{spec.name!r} is trimap-free and takes no trimap; drop --trimap/--trimap-from")
     maker = trimap_method(args)
