@@ -15,6 +15,7 @@ from mattezoo.classical import cf_laplacian, split_trimap
 from mattezoo.classical.robust_sampling import (
     NEAREST_GUARD,
     PAIR_GUARD,
+    _smallest,
     nearest_boundary_samples,
     pair_confidences,
     robust_estimates,
@@ -153,6 +154,14 @@ def test_robust_estimates_average_the_most_confident_pairs():
     one = robust_estimates(image, pixels[:1], fg[:1, :1], bg[:1, :2], n_best=10)
     both = slow_pair(flat[0], flat[fg[0, :1]], flat[bg[0, :2]], 0.1, printed=False).reshape(3, -1)
     assert one.alpha[0] == pytest.approx(both[0].mean()) and one.confidence[0] == pytest.approx(both[2].mean())
+
+
+@pytest.mark.parametrize("n", [1, 3, 5])
+def test_smallest_is_a_stable_sorts_first_n(n):
+    values = np.random.default_rng(n).integers(0, 4, (60, 12)).astype(float)  # many ties
+    expected = np.zeros(values.shape, bool)
+    np.put_along_axis(expected, np.argsort(values, axis=1, kind="stable")[:, :n], True, axis=1)
+    np.testing.assert_array_equal(_smallest(values, n), expected)
 
 
 def test_virtual_node_weights():
