@@ -31,7 +31,7 @@ the samples cannot. The steps (:mod:`mattezoo.classical.robust_sampling`):
 What the paper leaves open, and our choices:
 
 - How sparse the boundary samples are: ``spacing = 3`` px cells. With
-  every boundary pixel (spacing 1) the 20 nearest cover only ~10 px of
+  every boundary pixel (spacing 1) the 20 nearest cover only ~20 px of
   boundary; much sparser (8-12) they come from parts of the boundary far
   from the pixel. Measured SAD on the shared composites with an 8 px unknown
   band (four cases summed): 3.42, 3.27, 3.19, 3.34, 3.24, 3.93 for spacing
