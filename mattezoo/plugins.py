@@ -48,6 +48,7 @@ BUILTIN_PLUGINS: dict[str, str] = {
     "shared_sampling": "mattezoo_methods.shared_sampling",
     "global_sampling": "mattezoo_methods.global_sampling",
     "lf": "mattezoo_methods.lf",
+    "robust": "mattezoo_methods.robust",
 }
 
 

@@ -11,6 +11,8 @@
 - :mod:`.foreground`: multi-level foreground estimation for clean cutouts.
 - :mod:`.sampling`: the steps of the sampling-based methods (shared and
   global sampling), compiled, with NumPy fallbacks.
+- :mod:`.robust_sampling`: robust matting's boundary samples and pair
+  confidences.
 
 The methods themselves are plugins (``mattezoo_methods.closed_form``,
 ``mattezoo_methods.knn``).
