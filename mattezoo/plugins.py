@@ -49,6 +49,7 @@ BUILTIN_PLUGINS: dict[str, str] = {
     "global_sampling": "mattezoo_methods.global_sampling",
     "lf": "mattezoo_methods.lf",
     "robust": "mattezoo_methods.robust",
+    "comprehensive_sampling": "mattezoo_methods.comprehensive_sampling",
 }
 
 

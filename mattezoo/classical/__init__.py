@@ -13,6 +13,8 @@
   global sampling), compiled, with NumPy fallbacks.
 - :mod:`.robust_sampling`: robust matting's boundary samples and pair
   confidences.
+- :mod:`.comprehensive`: comprehensive sampling's bands, colour clusters and
+  pair selection (compiled, with NumPy fallbacks).
 
 The methods themselves are plugins (``mattezoo_methods.closed_form``,
 ``mattezoo_methods.knn``).
