@@ -44,3 +44,12 @@ def seeded_tensor(name: str, shape: tuple[int, ...], *, kernel_gain: float = 1.0
     if norm_layers and leaf == "weight" and len(shape) == 1:
         return norm_gain * (1.0 + 0.1 * torch.randn(shape, generator=gen))
     return 0.05 * torch.randn(shape, generator=gen)
+
+
+def model_with_state(build, state: dict[str, torch.Tensor]) -> torch.nn.Module:
+    """``build()`` in eval mode holding exactly ``state`` (strict), without first initialising its parameters."""
+    with torch.device("meta"):  # skip the random init that the state replaces anyway
+        model = build()
+    model.to_empty(device="cpu")
+    model.load_state_dict(state, strict=True)
+    return model.eval()

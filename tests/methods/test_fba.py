@@ -41,7 +41,7 @@ from mattezoo_methods.fba.model import FBA, build_fba, fba_fusion
 from mattezoo_methods.fba.recipe import FBA_WEIGHTS, exclusion_loss, fba_losses, fba_recipe, gradient_loss
 
 from disc_batches import disc_batch
-from seeded_weights import seeded_tensor as shared_seeded_tensor
+from seeded_weights import model_with_state, seeded_tensor as shared_seeded_tensor
 
 DATA = Path(__file__).parent / "data"
 GRID = (slice(1, None, 4), slice(1, None, 4))  # the pixels of the network fixture
@@ -77,11 +77,7 @@ def fixture_image() -> torch.Tensor:
 
 @pytest.fixture(scope="module")
 def seeded_model() -> FBA:
-    with torch.device("meta"):
-        model = build_fba()
-    model.to_empty(device="cpu")
-    model.load_state_dict(seeded_official_state(), strict=True)
-    return model.eval()
+    return model_with_state(build_fba, seeded_official_state())
 
 
 @pytest.fixture(scope="module")

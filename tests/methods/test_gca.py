@@ -35,7 +35,7 @@ import mattezoo
 from mattezoo.errors import CheckpointError, InputError, InvalidOptionError
 
 from disc_batches import disc_batch
-from seeded_weights import seeded_tensor as shared_seeded_tensor
+from seeded_weights import model_with_state, seeded_tensor as shared_seeded_tensor
 
 DATA = Path(__file__).parent / "data"
 NET_GRID = (slice(1, None, 4), slice(1, None, 4))
@@ -104,11 +104,7 @@ def fixture_picture() -> tuple[np.ndarray, np.ndarray]:
 def seeded_model():
     from mattezoo_methods.gca.model import build_gca
 
-    with torch.device("meta"):
-        model = build_gca()
-    model.to_empty(device="cpu")
-    model.load_state_dict(seeded_official_state(), strict=True)
-    return model.eval()
+    return model_with_state(build_gca, seeded_official_state())
 
 
 def to_tensors(image: np.ndarray, trimap: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:

@@ -34,7 +34,7 @@ from mattezoo_methods.gfm.recipe import GFM_WEIGHTS, gfm_losses, gfm_recipe
 
 from strategy_checks import PassRecorder, skimage_reference
 from disc_batches import disc_batch
-from seeded_weights import seeded_tensor as shared_seeded_tensor
+from seeded_weights import model_with_state, seeded_tensor as shared_seeded_tensor
 
 DATA = Path(__file__).parent / "data"
 GRID = (slice(1, None, 4), slice(1, None, 4))  # the pixels the output fixture holds
@@ -83,11 +83,7 @@ def fixture_image() -> torch.Tensor:
 
 @pytest.fixture(scope="module")
 def seeded_model() -> GFM:
-    with torch.device("meta"):
-        model = build_gfm()
-    model.to_empty(device="cpu")
-    model.load_state_dict(seeded_official_state(), strict=True)
-    return model.eval()
+    return model_with_state(build_gfm, seeded_official_state())
 
 
 # --- architecture and the official outputs -----------------------------------------
