@@ -30,6 +30,7 @@ from mattezoo_methods.alphagan.inference import UNKNOWN_CHANNEL, encode
 from mattezoo_methods.alphagan.model import AlphaGAN, build_alphagan
 from mattezoo_methods.alphagan.recipe import ALPHAGAN_WEIGHTS, alphagan_losses, alphagan_recipe
 
+from adam_steps import adam_steps
 from disc_batches import disc_batch
 
 torchvision = pytest.importorskip("torchvision")
@@ -387,14 +388,8 @@ def test_matting_losses_decrease_over_a_few_steps():
     model = build_alphagan().train()
     recipe = alphagan_recipe()
     batch = synthetic_batch()
-    optimiser = torch.optim.Adam(model.parameters(), lr=1e-3)  # the quick PPT bench's rate
-    matting = []
-    for _ in range(4):
-        optimiser.zero_grad()
-        parts = recipe.stages[0].loss(model, batch)
-        parts["loss"].backward()
-        optimiser.step()
-        matting.append(float((parts["alpha"] + parts["composition"]).detach()))
+    history = adam_steps(recipe.stages[0].loss, model, batch, 4, lr=1e-3)  # the quick PPT bench's rate
+    matting = [float(h["alpha"] + h["composition"]) for h in history]
     assert all(math.isfinite(v) for v in matting)
     assert matting[-1] < 0.8 * matting[0], matting
 

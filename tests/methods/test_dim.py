@@ -41,6 +41,7 @@ from mattezoo_methods.dim.inference import padded_size
 from mattezoo_methods.dim.model import DIM, build_dim, encode_inputs
 from mattezoo_methods.dim.recipe import DIM_WEIGHTS, dim_losses, dim_recipe
 
+from adam_steps import adam_steps
 from disc_batches import disc_batch
 from seeded_weights import seeded_tensor as shared_seeded_tensor
 
@@ -432,13 +433,6 @@ def test_loss_decreases_over_a_few_steps(seeded_model):
     model.load_state_dict({k: v for k, v in seeded_model.state_dict().items() if k.startswith("backbone.")})
     stage = dim_recipe(stages="encoder_decoder").stages[0]
     batch = smooth_batch(size=32)
-    optimiser = torch.optim.Adam(stage.trainable(model), lr=1e-4)
-    losses = []
-    for _ in range(4):
-        optimiser.zero_grad()
-        parts = stage.loss(model, batch)
-        parts["loss"].backward()
-        optimiser.step()
-        losses.append(float(parts["loss"].detach()))
+    losses = [float(h["loss"]) for h in adam_steps(stage.loss, model, batch, 4, lr=1e-4, params=stage.trainable(model))]
     assert all(math.isfinite(v) for v in losses)
     assert losses[-1] < 0.9 * losses[0], losses

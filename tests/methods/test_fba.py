@@ -40,6 +40,7 @@ from mattezoo_methods.fba.encoding import distance_maps, two_channel_trimap
 from mattezoo_methods.fba.model import FBA, build_fba, fba_fusion
 from mattezoo_methods.fba.recipe import FBA_WEIGHTS, exclusion_loss, fba_losses, fba_recipe, gradient_loss
 
+from adam_steps import adam_steps
 from disc_batches import disc_batch
 from seeded_weights import model_with_state, seeded_tensor as shared_seeded_tensor
 
@@ -419,13 +420,6 @@ def test_loss_decreases_over_a_few_steps():
     model.encoder.requires_grad_(False)
     recipe = fba_recipe()
     batch = synthetic_batch(batch=1)  # the paper trains at batch size 1 (group norm)
-    optimiser = torch.optim.Adam(model.decoder.parameters(), lr=3e-4)
-    losses = []
-    for _ in range(4):
-        optimiser.zero_grad()
-        parts = recipe.stages[0].loss(model, batch)
-        parts["loss"].backward()
-        optimiser.step()
-        losses.append(float(parts["loss"].detach()))
+    losses = [float(h["loss"]) for h in adam_steps(recipe.stages[0].loss, model, batch, 4, lr=3e-4, params=model.decoder.parameters())]
     assert all(math.isfinite(v) for v in losses)
     assert losses[-1] < 0.85 * losses[0], losses

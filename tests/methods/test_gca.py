@@ -34,6 +34,7 @@ import torch.nn.functional as F
 import mattezoo
 from mattezoo.errors import CheckpointError, InputError, InvalidOptionError
 
+from adam_steps import adam_steps
 from disc_batches import disc_batch
 from seeded_weights import model_with_state, seeded_tensor as shared_seeded_tensor
 
@@ -432,13 +433,6 @@ def test_loss_decreases_over_a_few_steps():
     model = build_gca().train()
     recipe = gca_recipe()
     batch = synthetic_batch()
-    optimiser = torch.optim.Adam(model.parameters(), lr=recipe.lr)
-    losses = []
-    for _ in range(3):
-        optimiser.zero_grad()
-        parts = recipe.stages[0].loss(model, batch)
-        parts["loss"].backward()
-        optimiser.step()
-        losses.append(float(parts["loss"].detach()))
+    losses = [float(h["loss"]) for h in adam_steps(recipe.stages[0].loss, model, batch, 3, lr=recipe.lr)]
     assert all(math.isfinite(v) for v in losses)
     assert losses[-1] < 0.75 * losses[0], losses

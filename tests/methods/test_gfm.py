@@ -33,6 +33,7 @@ from mattezoo_methods.gfm.model import GFM, build_gfm
 from mattezoo_methods.gfm.recipe import GFM_WEIGHTS, gfm_losses, gfm_recipe
 
 from strategy_checks import PassRecorder, skimage_reference
+from adam_steps import adam_steps
 from disc_batches import disc_batch
 from seeded_weights import model_with_state, seeded_tensor as shared_seeded_tensor
 
@@ -428,14 +429,7 @@ def test_loss_decreases_over_a_few_steps():
     model = build_gfm().train()
     recipe = gfm_recipe()
     batch = synthetic_batch()
-    optimiser = torch.optim.Adam(model.parameters(), lr=1e-4)
-    losses = []
-    for _ in range(4):
-        optimiser.zero_grad()
-        parts = recipe.stages[0].loss(model, batch)
-        parts["loss"].backward()
-        optimiser.step()
-        losses.append(float(parts["loss"].detach()))
+    losses = [float(h["loss"]) for h in adam_steps(recipe.stages[0].loss, model, batch, 4, lr=1e-4)]
     assert all(math.isfinite(v) for v in losses)
     assert losses[-1] < 0.8 * losses[0], losses
 

@@ -40,6 +40,7 @@ from mattezoo_methods.hatt.blocks import ChannelAttention, PatchDiscriminator, S
 from mattezoo_methods.hatt.model import HAttMatting, HAttOutput, build_hatt
 from mattezoo_methods.hatt.recipe import HATT_WEIGHTS, hatt_losses, hatt_recipe, ssim
 
+from adam_steps import adam_steps
 from disc_batches import disc_batch
 from seeded_weights import seeded_tensor as shared_seeded_tensor
 
@@ -449,14 +450,7 @@ def test_loss_decreases_over_a_few_steps():
     model = build_hatt().train()
     recipe = hatt_recipe()
     batch = synthetic_batch()
-    optimiser = torch.optim.Adam(model.parameters(), lr=1e-4)
-    history = []
-    for _ in range(4):
-        optimiser.zero_grad()
-        parts = recipe.stages[0].loss(model, batch)
-        parts["loss"].backward()
-        optimiser.step()
-        history.append({k: float(v.detach()) for k, v in parts.items()})
+    history = [{k: float(v) for k, v in h.items()} for h in adam_steps(recipe.stages[0].loss, model, batch, 4, lr=1e-4)]
     assert all(math.isfinite(h["loss"]) for h in history)
     assert history[-1]["mse"] < 0.8 * history[0]["mse"], history
     assert history[-1]["ssim"] < history[0]["ssim"], history

@@ -37,6 +37,7 @@ from mattezoo_methods.indexnet.recipe import (
     INDEXNET_LR, indexnet_losses, indexnet_recipe, official_parameter_groups,
 )
 
+from adam_steps import adam_steps
 from disc_batches import disc_batch
 from seeded_weights import key_generator, seeded_tensor as shared_seeded_tensor
 
@@ -455,13 +456,6 @@ def test_loss_decreases_over_a_few_steps():
     model = build_indexnet().train()
     recipe = indexnet_recipe()
     batch = synthetic_batch(32)
-    optimiser = torch.optim.Adam(model.parameters(), lr=1e-3)
-    losses = []
-    for _ in range(4):
-        optimiser.zero_grad()
-        parts = recipe.stages[0].loss(model, batch)
-        parts["loss"].backward()
-        optimiser.step()
-        losses.append(float(parts["loss"].detach()))
+    losses = [float(h["loss"]) for h in adam_steps(recipe.stages[0].loss, model, batch, 4, lr=1e-3)]
     assert all(math.isfinite(v) for v in losses)
     assert losses[-1] < 0.8 * losses[0], losses

@@ -20,6 +20,8 @@ from mattezoo_methods.lf import model as lf_model
 from mattezoo_methods.lf.model import LateFusionMatting, build_lf, implied_trimap, late_fusion
 from mattezoo_methods.lf.recipe import LF_WEIGHTS, gradient_loss, lf_recipe
 
+from adam_steps import adam_steps
+
 torchvision = pytest.importorskip("torchvision")
 
 
@@ -242,16 +244,10 @@ def test_recipe_stages_train_what_they_say_and_the_loss_decreases():
     # End to end: every parameter trains; the loss falls over a few steps.
     for p in m.parameters():
         p.requires_grad_(True)
-    opt = torch.optim.Adam(m.parameters(), lr=1e-3)
-    losses = []
-    for _ in range(6):
-        opt.zero_grad()
-        out = joint.loss(m, batch)
-        out["loss"].backward()
-        opt.step()
-        losses.append(float(out["loss"].detach()))
+    history = adam_steps(joint.loss, m, batch, 6, lr=1e-3)
+    losses = [float(h["loss"]) for h in history]
     assert m.encoder.training  # the joint stage restored train mode
-    parts = {k: float(v.detach()) for k, v in out.items()}
+    parts = {k: float(v) for k, v in history[-1].items()}
     assert parts["loss"] == pytest.approx(LF_WEIGHTS["seg"] * parts["seg"] + parts["fusion"], rel=1e-5)
     assert losses[-1] < 0.9 * losses[0], losses
 

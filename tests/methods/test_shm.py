@@ -25,6 +25,7 @@ from mattezoo_methods.shm.inference import pad_to_multiple, working_size
 from mattezoo_methods.shm.model import IMAGENET_MEAN, IMAGENET_STD, SHM, build_shm, fuse, trimap_one_hot
 from mattezoo_methods.shm.recipe import GAMMA, LAMBDA_T, SHM_LR, shm_recipe
 
+from adam_steps import adam_steps
 from disc_batches import disc_batch
 
 SIZE = 32  # the smallest side the M-Net's four poolings and the T-Net's 1/8 features make interesting
@@ -393,13 +394,6 @@ def test_loss_decreases_over_a_few_steps(model):
     net.train()
     stage = shm_recipe().stages[-1]  # end to end: both networks, L_p + 0.01 L_t
     batch = synthetic_batch()
-    optimiser = torch.optim.Adam(net.parameters(), lr=1e-4)
-    losses = []
-    for _ in range(3):
-        optimiser.zero_grad()
-        parts = stage.loss(net, batch)
-        parts["loss"].backward()
-        optimiser.step()
-        losses.append(float(parts["loss"].detach()))
+    losses = [float(h["loss"]) for h in adam_steps(stage.loss, net, batch, 3, lr=1e-4)]
     assert all(math.isfinite(v) for v in losses)
     assert losses[-1] < 0.8 * losses[0], losses
